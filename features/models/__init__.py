@@ -1,0 +1,29 @@
+from features.models.catalog import (
+    Eval,
+    InferenceHost,
+    Model,
+    Source,
+    SourceId,
+    SourceRelease,
+    SourceSet,
+    Visibility,
+    parse_source_id,
+)
+from features.models.dashboard import Activation, Feature
+from features.models.explanations import (
+    Explanation,
+    ExplanationModel,
+    ExplanationScore,
+    ExplanationScoreModel,
+    ExplanationScoreType,
+    ExplanationType,
+    ScoreStatus,
+)
+from features.models.lists import FeatureList, ListItem
+
+__all__ = [
+    "Activation", "Eval", "Explanation", "ExplanationModel", "ExplanationScore",
+    "ExplanationScoreModel", "ExplanationScoreType", "ExplanationType", "Feature", "FeatureList",
+    "InferenceHost", "ListItem", "Model", "ScoreStatus", "Source", "SourceId", "SourceRelease",
+    "SourceSet", "Visibility", "parse_source_id",
+]
