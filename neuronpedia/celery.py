@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neuronpedia.settings.local")
 
 app = Celery("neuronpedia")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["neuronpedia.jobs", "features", "steering", "autointerp", "inference_worker"])
+
+
+def _fail_fast_on_bad_configuration() -> None:
+    """Under the `celery` command, bad settings or unreachable services end in one line, exit 1."""
+    from neuronpedia.lib.env import ConfigError  # noqa: PLC0415
+
+    try:
+        from django.conf import settings  # noqa: PLC0415
+
+        _ = settings.CELERY_BROKER_URL
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if "celery" in os.path.basename(os.path.dirname(sys.argv[0])) + os.path.basename(sys.argv[0]):
+    _fail_fast_on_bad_configuration()
+
+
+@worker_init.connect
+def _check_services(**_: object) -> None:
+    from neuronpedia.lib.env import ConfigError  # noqa: PLC0415
+    from neuronpedia.lib.preflight import ensure_services  # noqa: PLC0415
+
+    try:
+        ensure_services()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
 
 
 @setup_logging.connect

@@ -278,11 +278,16 @@ def status() -> None:
 
 def main(argv: list[str]) -> int:
     commands = {"up": up, "down": down, "status": status}
-    if len(argv) != 1 or argv[0] not in commands:
-        print("usage: python -m neuronpedia.devservices up|down|status", file=sys.stderr)
+    spawning = len(argv) >= 4 and argv[0] == "spawn" and argv[2] == "--"
+    if not spawning and (len(argv) != 1 or argv[0] not in commands):
+        print("usage: python -m neuronpedia.devservices up|down|status|spawn NAME -- CMD...",
+              file=sys.stderr)
         return 2
     try:
-        commands[argv[0]]()
+        if spawning:
+            spawn(argv[1], argv[3:])
+        else:
+            commands[argv[0]]()
     except env.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

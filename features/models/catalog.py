@@ -16,7 +16,6 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models.functions import Lower
 
 SLUG_RE = r"^[a-z0-9][a-z0-9._-]*$"
 slug_validator = RegexValidator(SLUG_RE, "lowercase letters, digits, '.', '_' and '-' only")

@@ -66,12 +66,12 @@ class Feature(models.Model):
     def __str__(self) -> str:
         return f"{self.source}/{self.index}"
 
+    def get_absolute_url(self) -> str:
+        return f"/{self.source.model_id}/{self.source.name}/{self.index}"
+
     @property
     def model_id(self) -> str:
         return self.source.model_id
-
-    def get_absolute_url(self) -> str:
-        return f"/{self.source.model_id}/{self.source.name}/{self.index}"
 
     @property
     def pos_pairs(self) -> list[tuple[str, float]]:

@@ -5,10 +5,9 @@ import time
 from celery import shared_task
 
 from neuronpedia.jobs import services
-from neuronpedia.queues import Queue
 
 
-@shared_task(queue=Queue.DEFAULT, acks_late=True, soft_time_limit=60, time_limit=90)
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def noop_job_task(job_id: int, steps: int = 3, delay: float = 0.0) -> None:
     """Health-check job that walks through the job lifecycle.
 
@@ -23,7 +22,7 @@ def noop_job_task(job_id: int, steps: int = 3, delay: float = 0.0) -> None:
         services.finish_job(job_id, result={"steps": steps})
 
 
-@shared_task(queue=Queue.DEFAULT)
+@shared_task
 def fail_stale_jobs_task() -> int:
     """Safe to re-run: only RUNNING jobs with an old heartbeat change."""
     return services.fail_stale_jobs()

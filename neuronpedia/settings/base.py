@@ -90,6 +90,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
+X_FRAME_OPTIONS = "DENY"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
@@ -108,6 +109,7 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ROUTES = ("neuronpedia.queues.route_task",)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
+from neuronpedia.lib import env
 from neuronpedia.settings.base import *  # noqa: F403
 
 DEBUG = False
@@ -11,3 +14,9 @@ INFERENCE_DEVICE = "cpu"
 STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Tests use their own Redis database so a running dev worker never consumes their messages.
+_redis = urlsplit(REDIS_URL)  # noqa: F405
+REDIS_URL = urlunsplit(_redis._replace(path=f"/{env.get_int('NP_TEST_REDIS_DB', 15)}"))
+CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+WHITENOISE_AUTOREFRESH = True
