@@ -1,0 +1,14 @@
+# One image for web and workers. TORCH_INDEX selects the torch build: CPU by default; for GPU workers
+# build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 (and a matching pin).
+FROM python:3.11-slim
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DJANGO_SETTINGS_MODULE=neuronpedia.settings.production
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt
+COPY . .
+RUN DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=x DATABASE_URL=postgres://x@x/x \
+    python manage.py collectstatic --noinput
+EXPOSE 3000
+CMD ["gunicorn", "neuronpedia.wsgi", "--bind", "0.0.0.0:3000", "--workers", "3", "--threads", "8"]
