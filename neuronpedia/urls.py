@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include("neuronpedia.api")),
     path("jobs/", include("neuronpedia.jobs.urls")),
     path("", include("features.urls")),
 ]
