@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from features.api import views as features_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # features, activations, explanations (issue 8)
+    path("feature/upload-batch", features_api.feature_upload_batch, name="api-feature-upload-batch"),
+    path("feature/<str:model_id>/<str:source_name>/<str:index>", features_api.feature_detail,
+         name="api-feature"),
+    path("features", features_api.features_batch, name="api-features"),
+    path("activation/upload-batch", features_api.activation_upload_batch,
+         name="api-activation-upload-batch"),
+    path("activation/get", features_api.activation_get, name="api-activation-get"),
+    path("explanation/new", features_api.explanation_new, name="api-explanation-new"),
+    # our numeric ids, or Neuronpedia's cuids for imported explanations; never a word like `search`
+    re_path(r"^explanation/(?P<explanation_id>[0-9]+|c[a-z0-9]{20,32})$", features_api.explanation_detail,
+            name="api-explanation"),
+    # lists
+    path("list/new", features_api.list_new, name="api-list-new"),
+    path("list/new-with-features", features_api.list_new_with_features, name="api-list-new-with-features"),
+    path("list/get", features_api.list_get, name="api-list-get"),
+    path("list/list", features_api.list_list, name="api-list-list"),
+    path("list/update", features_api.list_update, name="api-list-update"),
+    path("list/delete", features_api.list_delete, name="api-list-delete"),
+    path("list/add-features", features_api.list_add_features, name="api-list-add-features"),
+    path("list/remove", features_api.list_remove, name="api-list-remove"),
+    path("list/edit-feature", features_api.list_edit_feature, name="api-list-edit-feature"),
+    # vectors
+    path("vector/new", features_api.vector_new, name="api-vector-new"),
+    path("vector/get", features_api.vector_get, name="api-vector-get"),
+    path("vector/delete", features_api.vector_delete, name="api-vector-delete"),
+    path("vector/list-owned", features_api.vector_list_owned, name="api-vector-list-owned"),
+    # bring your own models and source sets
+    path("model/new", features_api.model_new, name="api-model-new"),
+    path("source-set/new", features_api.source_set_new, name="api-source-set-new"),
+    path("source-set/<str:model_id>/<str:name>", features_api.source_set_detail, name="api-source-set"),
 ]

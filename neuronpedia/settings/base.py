@@ -143,3 +143,25 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.get("NP_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Public API: docs without a CDN, rate limits (issue 8) ----------------------------------------
+# Swagger UI and Redoc are served from the drf-spectacular-sidecar package (no CDN).
+from neuronpedia.ratelimit import parse_rate_limits  # noqa: E402
+
+THIRD_PARTY_APPS += ["drf_spectacular_sidecar"]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+MIDDLEWARE += ["neuronpedia.ratelimit.RateLimitMiddleware"]
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"VisibilityEnum": "features.models.catalog.Visibility"},
+})
+# Requests per window, per API key (or per client IP when anonymous), per endpoint prefix; the longest
+# matching prefix applies and 0 means unlimited. Defaults: Neuronpedia's hourly figures (ratelimit.py);
+# NP_RATE_LIMITS="/api/steer=500,/api/list=100" overrides or adds prefixes.
+NP_RATE_LIMIT_ENABLED = env.get_bool("NP_RATE_LIMIT_ENABLED", default=True)
+NP_RATE_LIMIT_WINDOW_SECONDS = env.get_int("NP_RATE_LIMIT_WINDOW_SECONDS", 3600)
+NP_RATE_LIMITS = parse_rate_limits(env.get("NP_RATE_LIMITS", ""))
+NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR = env.get_bool("NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR", default=False)
+NP_RATE_LIMIT_KEY_PREFIX = env.get("NP_RATE_LIMIT_KEY_PREFIX", "np:ratelimit")

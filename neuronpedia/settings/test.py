@@ -20,3 +20,5 @@ _redis = urlsplit(REDIS_URL)  # noqa: F405
 REDIS_URL = urlunsplit(_redis._replace(path=f"/{env.get_int('NP_TEST_REDIS_DB', 15)}"))
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 WHITENOISE_AUTOREFRESH = True
+# The API rate limiter counts in Redis across runs; tests that exercise it switch it back on.
+NP_RATE_LIMIT_ENABLED = False
