@@ -140,6 +140,9 @@ def test_search_all_topk_tokenize_and_cossim_through_the_worker(live: None, loca
     cossim = inference.run_inference(MODEL_ID, "topk_decoder_cossim",
                                      {"source": SOURCE, "index": 7, "numResults": 3})
     assert cossim["topkDecoderCossimFeatures"][0]["feature"]["index"] == 7
+    vector = inference.run_inference(MODEL_ID, "sae_vector", {"source": SOURCE, "index": 7})
+    assert vector["vector"] == [1.0 if i == 7 else 0.0 for i in range(64)]
+    assert vector["hookName"] == "blocks.0.hook_resid_post"
 
 
 def test_steering_through_the_worker_is_deterministic_and_streams(live: None) -> None:
@@ -156,6 +159,15 @@ def test_steering_through_the_worker_is_deterministic_and_streams(live: None) ->
     assert len(entries) >= 1
     assert entries[-1][1][b"done"] == b"1"
     assert json.loads(entries[-1][1][b"data"])["outputs"] == first["outputs"]
+
+
+def test_chat_steering_through_the_worker(live: None) -> None:
+    payload = {"messages": [{"role": "user", "content": "hi"}], "nCompletionTokens": 4,
+               "features": [{"source": SOURCE, "index": 2, "strength": 5.0}],
+               "steerSpecialTokens": False, "temperature": 0, "seed": 1}
+    result = inference.run_inference(MODEL_ID, "steer", payload)
+    assert "<|im_start|>user" in result["input"]["raw"]
+    assert {o["type"] for o in result["outputs"]} == {"STEERED", "DEFAULT"}
 
 
 def test_a_broken_limit_is_a_400_naming_the_limit(live: None) -> None:

@@ -13,7 +13,10 @@ def test_every_admin_changelist_and_add_page_renders(client, admin_user, catalog
     client.force_login(admin_user)
     info = (model._meta.app_label, model._meta.model_name)
     assert client.get(reverse("admin:{}_{}_changelist".format(*info))).status_code == 200
-    assert client.get(reverse("admin:{}_{}_add".format(*info))).status_code == 200
+    request = RequestFactory().get("/admin/")
+    request.user = admin_user
+    if admin.site._registry[model].has_add_permission(request):  # panels may have no add form
+        assert client.get(reverse("admin:{}_{}_add".format(*info))).status_code == 200
 
 
 def test_admin_change_page_renders_for_a_feature(client, admin_user, catalog) -> None:
