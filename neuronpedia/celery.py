@@ -50,3 +50,18 @@ def _use_django_logging(**_: object) -> None:
     from django.conf import settings  # noqa: PLC0415
 
     dictConfig(settings.LOGGING)
+
+
+# ---- autointerp CLI (owned by autointerp; keep this block delimited) -----------------------------
+# Adds `celery -A neuronpedia autointerp ...` to Celery's click group whenever this app module is imported
+# before the command line is resolved (app.start(), `python -m autointerp`). Click resolves sub-command
+# names before it loads `-A`, so the stock `celery` script also needs the `celery.commands` entry point
+# `autointerp = "autointerp.cli:autointerp"` once the project is pip-installed.
+def _register_autointerp_cli() -> None:
+    from autointerp.cli import register  # noqa: PLC0415
+
+    register()
+
+
+_register_autointerp_cli()
+# ---- end autointerp CLI ---------------------------------------------------------------------------

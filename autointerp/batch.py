@@ -1,0 +1,370 @@
+"""High-volume explanation and scoring over a source or a list of features, as one Job.
+
+LLM calls run on a thread pool (`concurrency`) behind a requests-per-minute limiter; every database read
+and write stays on the calling thread. Only transient provider errors (timeouts, connection errors, 5xx,
+429 with Retry-After) are retried, with exponential backoff and jitter; a final provider error (rejected
+or exhausted key) stops the job FAILED with the reason. Work already done is skipped, so a killed,
+cancelled or failed job resumes where it stopped when it is re-queued.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, TypeVar
+
+from autointerp.explainers import (
+    EXPLAINERS,
+    NP_MAX_ACT_LOGITS,
+    ExplainerSettings,
+    evidence_for_feature,
+    explain,
+)
+from autointerp.llm import LOCAL_MODEL, ChatBackend, ProviderError, UnparseableOutput, get_backend
+from autointerp.scorers import EMBEDDING, SCORE_TYPES, ScoringFailed, score, scoring_set_for_feature
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BatchParams:
+    action: Literal["explain", "score"] = "explain"
+    source_id: int | None = None
+    feature_ids: tuple[int, ...] = ()
+    explainer_type: str = NP_MAX_ACT_LOGITS
+    model: str = LOCAL_MODEL
+    score_types: tuple[str, ...] = ()
+    scorer_model: str | None = None
+    concurrency: int = 4
+    rpm: int = 0  # requests per minute; 0 = unlimited
+    max_retries: int = 4
+    backoff_s: float = 1.0
+    embed: bool = True
+    limit: int | None = None
+    user_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ("explain", "score"):
+            raise ValueError(f"action must be 'explain' or 'score', not {self.action!r}")
+        if (self.source_id is None) == (not self.feature_ids):
+            raise ValueError("give exactly one of a source or a list of features")
+        if self.explainer_type not in EXPLAINERS:
+            raise ValueError(f"unknown explainer {self.explainer_type!r}; known: {', '.join(EXPLAINERS)}")
+        if self.action == "score" and not self.score_types:
+            raise ValueError("scoring needs at least one score type")
+        unknown = set(self.score_types) - set(SCORE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown score types {sorted(unknown)}; known: {', '.join(SCORE_TYPES)}")
+        if not 1 <= self.concurrency <= 256:
+            raise ValueError("concurrency must be between 1 and 256")
+        if self.rpm < 0 or self.max_retries < 0:
+            raise ValueError("rpm and max_retries must be >= 0")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchParams:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("feature_ids", "score_types"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["feature_ids"], data["score_types"] = list(self.feature_ids), list(self.score_types)
+        return data
+
+
+class RateLimiter:
+    """Spaces request starts at least 60/rpm seconds apart across threads (rpm=0: no limit)."""
+
+    def __init__(self, rpm: int) -> None:
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+def call_with_retries(fn: Callable[[], T], *, limiter: RateLimiter, max_retries: int, backoff_s: float) -> T:
+    """Call `fn`, retrying transient ProviderErrors with exponential backoff + jitter (or Retry-After)."""
+    for attempt in range(max_retries + 1):
+        limiter.wait()
+        try:
+            return fn()
+        except ProviderError as exc:
+            if not exc.transient or attempt == max_retries:
+                raise
+            delay = exc.retry_after if exc.retry_after is not None else backoff_s * 2**attempt
+            time.sleep(min(60.0, delay * (1 + 0.25 * random.random())))
+    raise AssertionError("unreachable")
+
+
+class BatchAborted(Exception):
+    """A final provider error: every further call would fail the same way."""
+
+
+@dataclass
+class BatchCounts:
+    done: int = 0
+    skipped: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    requests: int = 0
+
+    def as_json(self, errors: list[str]) -> dict[str, Any]:
+        return {**asdict(self), "errors": errors[:20]}
+
+
+def target_feature_ids(params: BatchParams) -> list[int]:
+    from features.models import Feature  # noqa: PLC0415
+
+    queryset = Feature.objects.filter(is_dead=False)
+    if params.source_id is not None:
+        queryset = queryset.filter(source_id=params.source_id)
+    else:
+        queryset = queryset.filter(pk__in=params.feature_ids)
+    ids = list(queryset.order_by("source_id", "index").values_list("pk", flat=True))
+    return ids[: params.limit] if params.limit else ids
+
+
+def _explain_items(params: BatchParams, feature_ids: list[int]) -> list[int]:
+    from features.models import Explanation  # noqa: PLC0415
+
+    done = set(
+        Explanation.objects.filter(
+            feature_id__in=feature_ids, type_id=params.explainer_type, explanation_model_id=params.model
+        ).values_list("feature_id", flat=True)
+    )
+    return [fid for fid in feature_ids if fid not in done]
+
+
+def _score_items(params: BatchParams, feature_ids: list[int]) -> tuple[int, list[tuple[int, str]]]:
+    """(number of (explanation, score type) pairs, the pairs without a DONE score)."""
+    from features.models import Explanation, ExplanationScore, ScoreStatus  # noqa: PLC0415
+
+    explanations = list(
+        Explanation.objects.filter(
+            feature_id__in=feature_ids, type_id=params.explainer_type, explanation_model_id=params.model
+        )
+        .order_by("feature_id", "id")
+        .values_list("id", flat=True)
+    )
+    done = set(
+        ExplanationScore.objects.filter(
+            explanation_id__in=explanations, status=ScoreStatus.DONE, score_type_id__in=params.score_types
+        ).values_list("explanation_id", "score_type_id")
+    )
+    todo = [(eid, st) for eid in explanations for st in params.score_types if (eid, st) not in done]
+    return len(explanations) * len(params.score_types), todo
+
+
+def run_batch(
+    job_id: int,
+    params: BatchParams,
+    *,
+    backend: ChatBackend | None = None,
+    progress: Callable[..., None] | None = None,
+) -> dict[str, Any]:
+    """Do the remaining work of the job; returns counts. Raises BatchAborted on a final provider error and
+    JobCancelled (from `progress`) when a cancel was requested."""
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+
+    from neuronpedia.jobs import services as jobs  # noqa: PLC0415
+
+    progress = progress or jobs.record_progress
+    user = get_user_model().objects.filter(pk=params.user_id).first() if params.user_id else None
+    feature_ids = target_feature_ids(params)
+    if params.action == "explain":
+        items: list[Any] = _explain_items(params, feature_ids)
+        total = len(feature_ids)
+    else:
+        total, items = _score_items(params, feature_ids)
+    counts = BatchCounts(done=total - len(items), skipped=total - len(items))
+    errors: list[str] = []
+    progress(job_id, done=counts.done, total=total)
+    needs_llm = params.action == "explain" or any(st != EMBEDDING for st in params.score_types)
+    model_name = params.model if params.action == "explain" else params.scorer_model
+    if needs_llm and backend is None:
+        backend = get_backend(model=model_name, user=user)
+    runner = _Runner(params, backend, user, counts, errors)
+    runner.run(items, lambda: progress(job_id, done=counts.done, total=total))
+    if params.action == "explain" and params.embed:
+        _embed_new(params, feature_ids)
+    progress(job_id, done=counts.done, total=total)
+    return counts.as_json(errors)
+
+
+def _embed_new(params: BatchParams, feature_ids: list[int]) -> None:
+    from autointerp.services import embed_explanations  # noqa: PLC0415
+    from features.embedders_registry import DEFAULT_EMBEDDER  # noqa: PLC0415
+    from features.models import Explanation  # noqa: PLC0415
+
+    embed_explanations(
+        explanations=Explanation.objects.filter(
+            feature_id__in=feature_ids,
+            type_id=params.explainer_type,
+            explanation_model_id=params.model,
+            embedding__isnull=True,
+        ),
+        embedder=DEFAULT_EMBEDDER,
+    )
+
+
+class _Runner:
+    """Keeps up to 2 x concurrency calls in flight; prepares and stores on the calling thread."""
+
+    def __init__(
+        self,
+        params: BatchParams,
+        backend: ChatBackend | None,
+        user: Any,
+        counts: BatchCounts,
+        errors: list[str],
+    ) -> None:
+        self.params, self.backend, self.user, self.counts, self.errors = params, backend, user, counts, errors
+        self.limiter = RateLimiter(params.rpm)
+        self.settings = ExplainerSettings.for_model(params.explainer_type, params.model)
+        self._since_report = 0
+
+    def run(self, items: list[Any], report: Callable[[], None]) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.params.concurrency, thread_name_prefix="autointerp")
+        inflight: dict[Future[Any], Any] = {}
+        last_report = time.monotonic()
+        try:
+            for item in items:
+                prepared = self._prepare(item)
+                if prepared is None:
+                    continue
+                inflight[pool.submit(self._call, prepared)] = prepared
+                while len(inflight) >= 2 * self.params.concurrency:
+                    self._drain(inflight, FIRST_COMPLETED)
+                    last_report = self._maybe_report(report, last_report)
+            while inflight:
+                self._drain(inflight, FIRST_COMPLETED)
+                last_report = self._maybe_report(report, last_report)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _maybe_report(self, report: Callable[[], None], last: float) -> float:
+        """Write progress (and see cancels) every second or every `concurrency` finished items."""
+        self._since_report += 1
+        if self._since_report >= self.params.concurrency or time.monotonic() - last >= 1.0:
+            self._since_report = 0
+            report()
+            return time.monotonic()
+        return last
+
+    def _prepare(self, item: Any) -> dict[str, Any] | None:
+        from features.models import Explanation, Feature  # noqa: PLC0415
+
+        if self.params.action == "explain":
+            feature = Feature.objects.get(pk=item)
+            return {"item": item, "evidence": evidence_for_feature(feature)}
+        explanation_id, score_type = item
+        explanation = Explanation.objects.select_related("feature").get(pk=explanation_id)
+        return {
+            "item": item,
+            "explanation": explanation,
+            "score_type": score_type,
+            "data": scoring_set_for_feature(explanation.feature),
+        }
+
+    def _call(self, prepared: dict[str, Any]) -> Any:
+        params = self.params
+        if params.action == "explain":
+
+            def fn() -> Any:
+                self.counts.requests += 1
+                return explain(
+                    prepared["evidence"],
+                    explainer_type=params.explainer_type,
+                    backend=self.backend,
+                    settings=self.settings,
+                )  # type: ignore[arg-type]
+        else:
+
+            def fn() -> Any:
+                self.counts.requests += 1
+                return score(
+                    prepared["score_type"],
+                    prepared["explanation"].description,
+                    prepared["data"],
+                    self.backend,
+                )
+
+        return call_with_retries(
+            fn, limiter=self.limiter, max_retries=params.max_retries, backoff_s=params.backoff_s
+        )
+
+    def _drain(self, inflight: dict[Future[Any], Any], how: str) -> None:
+        finished, _ = wait(list(inflight), return_when=how)
+        for future in finished:
+            prepared = inflight.pop(future)
+            self._store(prepared, future)
+
+    def _store(self, prepared: dict[str, Any], future: Future[Any]) -> None:
+        from autointerp import services  # noqa: PLC0415
+
+        try:
+            result = future.result()
+        except ProviderError as exc:
+            if not exc.transient:
+                raise BatchAborted(exc.reason) from None
+            self._failed(prepared, f"gave up after retries: {exc.reason}")
+            return
+        except ScoringFailed as exc:
+            self._failed(prepared, exc.reason, exc.details)
+            if exc.provider_final:
+                raise BatchAborted(exc.reason) from None
+            return
+        except (UnparseableOutput, ValueError) as exc:
+            self._failed(prepared, str(exc))
+            return
+        if self.params.action == "explain":
+            services.store_explanation(
+                feature_id=prepared["item"],
+                text=result.text,
+                explainer_type=self.params.explainer_type,
+                model=self.params.model,
+                settings={**self.settings.as_json(), "batch": True},
+                user=self.user,
+            )
+        else:
+            services.store_score(
+                explanation=prepared["explanation"],
+                score_type=prepared["score_type"],
+                scorer_model=self.params.scorer_model,
+                user=self.user,
+                outcome=result,
+            )
+        self.counts.succeeded += 1
+        self.counts.done += 1
+
+    def _failed(self, prepared: dict[str, Any], reason: str, details: dict[str, Any] | None = None) -> None:
+        from autointerp import services  # noqa: PLC0415
+
+        self.counts.failed += 1
+        self.counts.done += 1
+        self.errors.append(f"{prepared['item']}: {reason}")
+        if self.params.action == "score":
+            services.store_score(
+                explanation=prepared["explanation"],
+                score_type=prepared["score_type"],
+                scorer_model=self.params.scorer_model,
+                user=self.user,
+                failure=reason,
+                details=details,
+            )

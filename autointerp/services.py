@@ -1,0 +1,304 @@
+"""Writes of autointerp: explanations, scores, embeddings, and batch jobs.
+
+Every function is safe to re-run: an explanation of a feature by (type, model) is reused rather than
+duplicated, a score row is unique per (explanation, type, model) and a FAILED one is retried in place,
+and a batch skips the work already done.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from autointerp.batch import BatchAborted, BatchParams, run_batch, target_feature_ids
+from autointerp.embedders import get_embedder
+from autointerp.explainers import (
+    EXPLAINER_DESCRIPTIONS,
+    ExplainerSettings,
+    evidence_for_feature,
+    explain,
+)
+from autointerp.llm import LOCAL_MODEL, LOCAL_MODEL_DISPLAY, ChatBackend, ProviderError, get_backend
+from autointerp.scorers import SCORE_TYPES, ScoringFailed, score, scoring_set_for_feature
+from features.embedders_registry import DEFAULT_EMBEDDER
+from features.models import (
+    Explanation,
+    ExplanationModel,
+    ExplanationScore,
+    ExplanationScoreModel,
+    ExplanationScoreType,
+    ExplanationType,
+    Feature,
+    ScoreStatus,
+    Source,
+)
+from neuronpedia.jobs.models import Job, JobKind
+from neuronpedia.jobs.services import create_job, fail_job, finish_job, job_outcome
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_catalog(*, explainer_type: str, model: str) -> tuple[ExplanationType, ExplanationModel]:
+    etype, _ = ExplanationType.objects.get_or_create(
+        name=explainer_type,
+        defaults={
+            "display_name": EXPLAINER_DESCRIPTIONS.get(explainer_type, ""),
+            "creator_name": "autointerp",
+        },
+    )
+    display = LOCAL_MODEL_DISPLAY if model == LOCAL_MODEL else model
+    emodel, _ = ExplanationModel.objects.get_or_create(name=model, defaults={"display_name": display})
+    return etype, emodel
+
+
+def existing_explanation(*, feature_id: int, explainer_type: str, model: str) -> Explanation | None:
+    return (
+        Explanation.objects.defer("embedding")
+        .filter(feature_id=feature_id, type_id=explainer_type, explanation_model_id=model)
+        .order_by("id")
+        .first()
+    )
+
+
+def store_explanation(
+    *,
+    feature_id: int,
+    text: str,
+    explainer_type: str,
+    model: str,
+    settings: dict[str, Any],
+    user: Any = None,
+    embedding: Any = None,
+    embedder: str = "",
+) -> Explanation:
+    """Create the explanation unless (feature, type, model) already has one, which is returned."""
+    etype, emodel = ensure_catalog(explainer_type=explainer_type, model=model)
+    with transaction.atomic():
+        Feature.objects.select_for_update().filter(pk=feature_id).first()  # serialise per feature
+        found = existing_explanation(feature_id=feature_id, explainer_type=explainer_type, model=model)
+        if found is not None:
+            return found
+        return Explanation.objects.create(
+            feature_id=feature_id,
+            description=text,
+            type=etype,
+            explanation_model=emodel,
+            explainer_settings=settings,
+            triggered_by=user if getattr(user, "pk", None) else None,
+            embedding=embedding,
+            embedder=embedder if embedding is not None else "",
+        )
+
+
+def generate_explanation(
+    *,
+    feature: Feature,
+    explainer_type: str,
+    model: str,
+    user: Any = None,
+    backend: ChatBackend | None = None,
+    embed: bool = True,
+    settings: ExplainerSettings | None = None,
+) -> Explanation:
+    """Explain one feature with (type, model) and store it, with its embedding; returns the existing
+    explanation when the feature already has one from that explainer. Raises ProviderError,
+    UnparseableOutput or ValueError with a readable reason."""
+    found = existing_explanation(feature_id=feature.pk, explainer_type=explainer_type, model=model)
+    if found is not None:
+        return found
+    settings = settings or ExplainerSettings.for_model(explainer_type, model)
+    backend = backend or get_backend(model=model, user=user)
+    result = explain(
+        evidence_for_feature(feature), explainer_type=explainer_type, backend=backend, settings=settings
+    )
+    vector = get_embedder(DEFAULT_EMBEDDER).embed([result.text])[0] if embed else None
+    return store_explanation(
+        feature_id=feature.pk,
+        text=result.text,
+        explainer_type=explainer_type,
+        model=model,
+        user=user,
+        settings={**settings.as_json(), "backend": repr(backend)},
+        embedding=vector,
+        embedder=DEFAULT_EMBEDDER,
+    )
+
+
+def embed_explanations(
+    *,
+    explanations: QuerySet[Explanation],
+    embedder: str = DEFAULT_EMBEDDER,
+    user: Any = None,
+    batch_size: int = 256,
+    overwrite: bool = False,
+) -> int:
+    """Embed descriptions with `embedder`, storing its name with each vector; returns how many."""
+    model = get_embedder(embedder, user=user)
+    queryset = explanations if overwrite else explanations.exclude(embedder=embedder)
+    ids = list(queryset.order_by("id").values_list("id", flat=True))
+    for start in range(0, len(ids), batch_size):
+        rows = list(
+            Explanation.objects.filter(id__in=ids[start : start + batch_size]).only("id", "description")
+        )
+        vectors = model.embed([row.description for row in rows])
+        for row, vector in zip(rows, vectors, strict=True):
+            row.embedding, row.embedder = vector, embedder
+        Explanation.objects.bulk_update(rows, ["embedding", "embedder"])
+    return len(ids)
+
+
+def _score_row(
+    *, explanation: Explanation, score_type: str, scorer_model: str | None, user: Any
+) -> ExplanationScore | None:
+    """Claim the (explanation, type, model) row for a run: new or FAILED/PENDING -> RUNNING. None if a
+    DONE or RUNNING row exists (nothing to do)."""
+    stype, _ = ExplanationScoreType.objects.get_or_create(
+        name=score_type,
+        defaults={
+            "display_name": SCORE_TYPES.get(score_type, ""),
+            "description": SCORE_TYPES.get(score_type, ""),
+        },
+    )
+    smodel = None
+    if scorer_model:
+        smodel, _ = ExplanationScoreModel.objects.get_or_create(name=scorer_model)
+    with transaction.atomic():
+        row, _ = ExplanationScore.objects.select_for_update().get_or_create(
+            explanation=explanation,
+            score_type=stype,
+            score_model=smodel,
+            defaults={
+                "status": ScoreStatus.PENDING,
+                "initiated_by": user if getattr(user, "pk", None) else None,
+            },
+        )
+        if row.status in (ScoreStatus.DONE, ScoreStatus.RUNNING):
+            return None
+        row.status, row.error, row.value = ScoreStatus.RUNNING, "", None
+        row.save(update_fields=["status", "error", "value", "updated_at"])
+    return row
+
+
+def score_explanation(
+    *,
+    explanation: Explanation,
+    score_type: str,
+    scorer_model: str | None = None,
+    user: Any = None,
+    backend: ChatBackend | None = None,
+) -> ExplanationScore:
+    """Score and store DONE (value + per-example breakdown) or FAILED (reason). A FAILED score is retried
+    on the same row; a DONE or RUNNING one is returned unchanged."""
+    if score_type not in SCORE_TYPES:
+        raise ValueError(f"unknown score type {score_type!r}; known: {', '.join(SCORE_TYPES)}")
+    model_name = None if score_type == "eleuther_embedding" else (scorer_model or _default_scorer_model())
+    row = _score_row(explanation=explanation, score_type=score_type, scorer_model=model_name, user=user)
+    if row is None:
+        return ExplanationScore.objects.get(
+            explanation=explanation, score_type_id=score_type, score_model_id=model_name
+        )
+    try:
+        if model_name and backend is None:
+            backend = get_backend(model=model_name, user=user)
+        data = scoring_set_for_feature(explanation.feature)
+        outcome = score(score_type, explanation.description, data, backend)
+    except ScoringFailed as exc:
+        return _fail_score(row, exc.reason, exc.details)
+    except ProviderError as exc:
+        return _fail_score(row, exc.reason, {})
+    except Exception as exc:  # a bug or bad data: still explicit, never a silent value
+        logger.exception("scoring explanation %s failed", explanation.pk)
+        return _fail_score(row, f"{type(exc).__name__}: {exc}", {})
+    row.status, row.value, row.json_details, row.error = ScoreStatus.DONE, outcome.value, outcome.details, ""
+    row.save(update_fields=["status", "value", "json_details", "error", "updated_at"])
+    return row
+
+
+def store_score(
+    *,
+    explanation: Explanation,
+    score_type: str,
+    scorer_model: str | None,
+    user: Any = None,
+    outcome: Any = None,
+    failure: str = "",
+    details: dict[str, Any] | None = None,
+) -> ExplanationScore:
+    """Upsert the (explanation, type, model) score as DONE with `outcome` or FAILED with `failure`."""
+    model_name = None if score_type == "eleuther_embedding" else scorer_model
+    row = _score_row(explanation=explanation, score_type=score_type, scorer_model=model_name, user=user)
+    if row is None:
+        return ExplanationScore.objects.get(
+            explanation=explanation, score_type_id=score_type, score_model_id=model_name
+        )
+    if outcome is None:
+        return _fail_score(row, failure or "unknown failure", details or {})
+    row.status, row.value, row.json_details, row.error = ScoreStatus.DONE, outcome.value, outcome.details, ""
+    row.save(update_fields=["status", "value", "json_details", "error", "updated_at"])
+    return row
+
+
+def _fail_score(row: ExplanationScore, reason: str, details: dict[str, Any]) -> ExplanationScore:
+    row.status, row.value, row.error, row.json_details = ScoreStatus.FAILED, None, reason[:2000], details
+    row.save(update_fields=["status", "value", "error", "json_details", "updated_at"])
+    return row
+
+
+def _default_scorer_model() -> str:
+    import os  # noqa: PLC0415
+
+    return os.environ.get("NP_SCORER_MODEL") or os.environ.get("NP_EXPLAINER_MODEL") or "gpt-4o-mini"
+
+
+def start_autointerp_batch(*, params: BatchParams, requested_by: Any = None, run_now: bool = False) -> Job:
+    """Create an AUTOINTERP_BATCH job and enqueue it on the default queue after commit (or run it here
+    with `run_now`, for the CLI's --sync). Re-running a finished job's params skips the done work."""
+    from autointerp.tasks import autointerp_batch_task  # noqa: PLC0415
+
+    if (
+        params.action == "score"
+        and params.scorer_model is None
+        and any(st != "eleuther_embedding" for st in params.score_types)
+    ):
+        params = replace(params, scorer_model=_default_scorer_model())
+    if requested_by is not None and getattr(requested_by, "pk", None) and params.user_id is None:
+        params = replace(params, user_id=requested_by.pk)
+    source = Source.objects.filter(pk=params.source_id).first() if params.source_id else None
+    if params.source_id is not None and source is None:
+        raise ValueError(f"source {params.source_id} does not exist")
+    total = len(target_feature_ids(params))
+    what = f"{source}" if source else f"{len(params.feature_ids)} features"
+    title = f"{params.action} {what} with {params.explainer_type} / {params.model}"
+    with transaction.atomic():
+        job = create_job(
+            kind=JobKind.AUTOINTERP_BATCH,
+            title=title[:300],
+            params=params.as_json(),
+            total=total,
+            requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+            model_id_ref=source.model_id if source else "",
+            source_ref=source.name if source else "",
+        )
+        if not run_now:
+            transaction.on_commit(lambda: autointerp_batch_task.delay(job.pk))
+    if run_now:
+        autointerp_batch_task(job.pk)
+        job.refresh_from_db()
+    return job
+
+
+def run_autointerp_job(job_id: int, *, backend: ChatBackend | None = None) -> None:
+    """Body of the batch task for a claimed job: do the remaining work, then DONE or FAILED."""
+    job = Job.objects.get(pk=job_id)
+    params = BatchParams.from_dict(job.params)
+    with job_outcome(job_id):
+        try:
+            result = run_batch(job_id, params, backend=backend)
+        except BatchAborted as exc:
+            fail_job(job_id, error=f"stopped: {exc}")
+            return
+        finish_job(job_id, result=result)

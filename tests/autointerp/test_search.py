@@ -1,0 +1,148 @@
+"""Semantic search on real pgvector: scopes, visibility and filters inside the query, full pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from autointerp.search import SearchFilters, SearchScope, search_explanations, search_queryset
+from features.embedders_registry import MINILM
+from features.models import Explanation, ExplanationModel, ExplanationType, Visibility
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+DIMS = MINILM.dimensions
+
+
+def _unit(seed: int) -> np.ndarray:
+    vec = np.random.default_rng(seed).normal(size=DIMS)
+    return vec / np.linalg.norm(vec)
+
+
+QUERY = _unit(0)
+
+
+def _near(rank: int) -> np.ndarray:
+    """Vectors at increasing distance from QUERY as `rank` grows."""
+    vec = QUERY + (0.05 + 0.02 * rank) * _unit(1000 + rank)
+    return vec / np.linalg.norm(vec)
+
+
+@pytest.fixture
+def corpus(catalog: dict[str, Any], alice: Any) -> dict[str, Any]:
+    ExplanationType.objects.create(name="np_max-act-logits")
+    ExplanationModel.objects.create(name="m1")
+    other_model = factories.make_model("gemma-2-2b", layers=26, dimension=2304)
+    private = factories.make_source(other_model, 3, "private-set")
+    private.source_set.visibility, private.source_set.creator = Visibility.PRIVATE, alice
+    private.source_set.save()
+    sources = {
+        "gpt2/6": catalog["source"],
+        "gpt2/7": factories.make_source(catalog["model"], 7),
+        "gemma/5": factories.make_source(other_model, 5, "gemmascope"),
+        "private": private,
+    }
+    rank = 0
+    for key, source in sources.items():
+        for i in range(10):
+            feature = factories.make_feature(source, 100 + i)
+            Explanation.objects.create(
+                feature=feature,
+                description=f"{key}#{i}",
+                embedding=_near(rank),
+                embedder=MINILM.name,
+                type_id="np_max-act-logits" if i % 2 else None,
+                explanation_model_id="m1" if i % 2 else None,
+            )
+            rank += 1
+    return sources
+
+
+def _keys(page: Any) -> list[str]:
+    return [hit.description for hit in page.hits]
+
+
+def test_all_scope_returns_nearest_first_and_hides_private_sources(corpus: dict) -> None:
+    page = search_explanations(QUERY, limit=20)
+    assert _keys(page)[:3] == ["gpt2/6#0", "gpt2/6#1", "gpt2/6#2"]
+    assert not any(k.startswith("private") for k in _keys(page))
+    assert page.has_more
+
+
+def test_creator_sees_their_private_source_set(corpus: dict, alice: Any) -> None:
+    page = search_explanations(QUERY, limit=100, user=alice)
+    assert sum(k.startswith("private") for k in _keys(page)) == 10
+
+
+@pytest.mark.parametrize(
+    ("scope", "prefixes"),
+    [
+        (SearchScope(kind="model", model_id="gemma-2-2b"), {"gemma/5"}),
+        (SearchScope(kind="source_set", model_id="gpt2-small", source_set="res-jb"), {"gpt2/6", "gpt2/7"}),
+        (SearchScope(kind="release", release="res-jb-release"), {"gpt2/6", "gpt2/7"}),
+        (
+            SearchScope(kind="sources", sources=(("gpt2-small", "7-res-jb"), ("gemma-2-2b", "5-gemmascope"))),
+            {"gpt2/7", "gemma/5"},
+        ),
+    ],
+)
+def test_scopes(corpus: dict, scope: SearchScope, prefixes: set[str]) -> None:
+    page = search_explanations(QUERY, scope=scope, limit=100)
+    assert {k.split("#")[0] for k in _keys(page)} == prefixes
+    assert len(page.hits) == 10 * len(prefixes)
+
+
+def test_filters_apply_inside_the_query_so_pages_are_full(corpus: dict) -> None:
+    filters = SearchFilters(explanation_type="np_max-act-logits", explanation_model="m1")
+    first = search_explanations(QUERY, filters=filters, limit=7)
+    second = search_explanations(QUERY, filters=filters, limit=7, offset=7)
+    assert len(first.hits) == len(second.hits) == 7
+    assert first.has_more
+    assert all(int(k.split("#")[1]) % 2 for k in _keys(first) + _keys(second))
+    assert not set(_keys(first)) & set(_keys(second))
+    assert [h.distance for h in first.hits] == sorted(h.distance for h in first.hits)
+    assert first.hits[-1].distance <= second.hits[0].distance
+
+
+def test_last_page_reports_no_more(corpus: dict) -> None:
+    page = search_explanations(
+        QUERY, scope=SearchScope(kind="model", model_id="gemma-2-2b"), offset=5, limit=20
+    )
+    assert len(page.hits) == 5
+    assert not page.has_more
+
+
+def test_text_query_is_embedded_with_the_rows_embedder(catalog: dict) -> None:
+    from autointerp.embedders import MiniLMEmbedder
+
+    texts = ["cats and kittens", "interest rates and bonds", "python programming"]
+    for i, (text, vec) in enumerate(zip(texts, MiniLMEmbedder().embed(texts), strict=True)):
+        Explanation.objects.create(
+            feature=factories.make_feature(catalog["source"], 300 + i),
+            description=text,
+            embedding=vec,
+            embedder=MINILM.name,
+        )
+    assert search_explanations("a pet cat").hits[0].description == "cats and kittens"
+
+
+def test_search_query_uses_the_partial_hnsw_index(corpus: dict) -> None:
+    queryset = search_queryset(QUERY.tolist(), embedder=MINILM.name, scope=SearchScope(), user=None)[:20]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        # tiny tables: make the ordered index scan the only plan
+        cursor.execute("SET LOCAL enable_sort = off")
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert MINILM.index_name in plan
+
+
+def test_bad_requests_are_rejected() -> None:
+    with pytest.raises(ValueError, match="384 dimensions"):
+        search_explanations([0.1] * 256)
+    with pytest.raises(ValueError, match="needs its identifier"):
+        SearchScope(kind="model")
