@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 
 from features import models as m
@@ -34,6 +36,20 @@ class SourceAdmin(admin.ModelAdmin):
     list_filter = ["model", "has_dashboards", "inference_enabled"]
     search_fields = ["name", "hook_name", "saelens_release", "saelens_sae_id"]
     list_select_related = ["model", "source_set"]
+    actions = ["generate_dashboards"]
+
+    @admin.action(description="Generate dashboards")
+    def generate_dashboards(self, request: Any, queryset: Any) -> Any:
+        """One job per selected source (default parameters); redirects to the (last) job's page."""
+        from django.shortcuts import redirect  # noqa: PLC0415
+
+        from features.dashboards import start_dashboard_job  # noqa: PLC0415
+
+        jobs = [start_dashboard_job(source=s, requested_by=request.user) for s in queryset]
+        if not jobs:
+            return None
+        self.message_user(request, f"queued {len(jobs)} dashboard job(s)")
+        return redirect("jobs:job-detail", job_id=jobs[-1].id)
 
 
 @admin.register(m.Eval)
@@ -138,3 +154,18 @@ class FeatureListAdmin(admin.ModelAdmin):
 class ListItemAdmin(admin.ModelAdmin):
     list_display = ["feature_list", "feature", "added_at"]
     raw_id_fields = ["feature", "feature_list", "added_by"]
+
+
+# --- Neuronpedia import/export (features/admin_import.py) ---------------------------------------------
+from features import admin_import  # noqa: E402  (registers the import panel)
+
+
+@admin.register(m.ImportedFile)
+class ImportedFileAdmin(admin.ModelAdmin):
+    list_display = ["path", "kind", "status", "rows_written", "sha256", "updated_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["path"]
+    raw_id_fields = ["source", "job"]
+
+
+SourceAdmin.actions = [*SourceAdmin.actions, admin_import.export_sources]

@@ -202,3 +202,6 @@ def _make_task(name: str, fn: Callable[[dict[str, Any]], Any]) -> Any:
 
 
 TASKS = {name: _make_task(name, fn) for name, fn in OPERATIONS.items()}
+
+# Dashboard generation runs on the same model queue (registered here so the worker knows the task).
+from inference_worker import dashboard_tasks  # noqa: E402, F401

@@ -19,11 +19,13 @@ from features.models.explanations import (
     ExplanationType,
     ScoreStatus,
 )
+from features.models.imports import ImportedFile, ImportedFileKind, ImportedFileStatus, ImportPanel
 from features.models.lists import FeatureList, ListItem
 
 __all__ = [
     "Activation", "Eval", "Explanation", "ExplanationModel", "ExplanationScore",
     "ExplanationScoreModel", "ExplanationScoreType", "ExplanationType", "Feature", "FeatureList",
-    "InferenceHost", "ListItem", "Model", "ScoreStatus", "Source", "SourceId", "SourceRelease",
-    "SourceSet", "Visibility", "parse_source_id",
+    "ImportPanel", "ImportedFile", "ImportedFileKind", "ImportedFileStatus", "InferenceHost", "ListItem",
+    "Model", "ScoreStatus", "Source", "SourceId", "SourceRelease", "SourceSet", "Visibility",
+    "parse_source_id",
 ]

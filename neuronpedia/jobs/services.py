@@ -57,10 +57,12 @@ def finish_job(job_id: int, *, result: dict[str, Any] | None = None) -> None:
     )
 
 
-def fail_job(job_id: int, *, error: str) -> None:
-    Job.objects.filter(id=job_id).exclude(status=JobStatus.DONE).update(
-        status=JobStatus.FAILED, finished_at=timezone.now(), error=error[:10_000],
-    )
+def fail_job(job_id: int, *, error: str, result: dict[str, Any] | None = None) -> None:
+    fields: dict[str, Any] = {"status": JobStatus.FAILED, "finished_at": timezone.now(),
+                              "error": error[:10_000]}
+    if result is not None:
+        fields["result"] = result
+    Job.objects.filter(id=job_id).exclude(status=JobStatus.DONE).update(**fields)
 
 
 def cancel_job(job_id: int) -> None:

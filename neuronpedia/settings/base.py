@@ -134,6 +134,8 @@ INFERENCE_DEVICE = env.get("INFERENCE_DEVICE", "auto")
 INFERENCE_HEARTBEAT_SECONDS = env.get_int("INFERENCE_HEARTBEAT_SECONDS", 15)
 JOB_STALE_AFTER_SECONDS = env.get_int("NP_JOB_STALE_AFTER_SECONDS", 300)
 NP_DATA_DIR = devservices.data_dir()
+# Neuronpedia export layout to import from: an http(s) base or a local folder (v1/ level).
+NP_IMPORT_BASE = env.get("NP_IMPORT_BASE", "https://neuronpedia-datasets.s3.amazonaws.com/v1")
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,278 @@
+"""Load one batch file: stream, validate, COPY, replace the file's previous rows, write its checkpoint —
+all in one transaction, so a crash leaves either the whole file or nothing of it.
+
+Which rows a file owns (and replaces when its sha256 changes):
+- features: its feature indices (upserted on (source, index); features that left the file are deleted);
+- activations: every activation of the features in its index range (Neuronpedia writes the activations
+  of features [1024n, 1024(n+1)) to batch n; ranges of two files of a source must not overlap);
+- explanations: its explanation ids (files are 1,024-row slices, so one feature may span two files).
+Old rows are deleted after the COPY by id: rows of this transaction have ids above `nextval` taken first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from features.importer.copy import copy_rows
+from features.importer.errors import ImportFileError
+from features.importer.layout import ACTIVATION_COLUMNS, EXPLANATION_COLUMNS, FEATURE_COLUMNS
+from features.importer.reader import iter_records
+from features.importer.rows import EMBEDDER_BY_WIDTH, RowError, convert, feature_index
+from features.models import (
+    Activation,
+    Explanation,
+    ExplanationModel,
+    ExplanationType,
+    Feature,
+    ImportedFile,
+    ImportedFileStatus,
+    Source,
+)
+
+
+@dataclass
+class FileStats:
+    rows_read: int = 0
+    rows_written: int = 0
+    index_min: int | None = None
+    index_max: int | None = None
+    row_keys: list[str] = field(default_factory=list)
+
+    def see(self, index: int) -> None:
+        self.rows_read += 1
+        if self.index_min is None or index < self.index_min:
+            self.index_min = index
+        if self.index_max is None or index > self.index_max:
+            self.index_max = index
+
+
+@dataclass
+class SourceContext:
+    source: Source
+    base: str
+    job_id: int | None = None
+    _feature_ids: dict[int, int] | None = None
+
+    def feature_ids(self) -> dict[int, int]:
+        if self._feature_ids is None:
+            self._feature_ids = dict(Feature.objects.filter(source=self.source).values_list("index", "id"))
+        return self._feature_ids
+
+    def forget_features(self) -> None:
+        self._feature_ids = None
+
+
+def lock_path(path: str) -> None:
+    """Serialise two workers on the same file (transaction-scoped advisory lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [path])
+
+
+def is_current(path: str, sha256: str) -> bool:
+    return ImportedFile.objects.filter(path=path, status=ImportedFileStatus.DONE, sha256=sha256).exists()
+
+
+def load_batch_file(ctx: SourceContext, kind: str, path: str, handle: BinaryIO, *, sha256: str,
+                    size: int) -> FileStats | None:
+    """Import one batch file; None when it is already imported with this sha256 (nothing changes)."""
+    try:
+        with transaction.atomic():
+            lock_path(path)
+            previous = ImportedFile.objects.filter(path=path).first()
+            if previous and previous.status == ImportedFileStatus.DONE and previous.sha256 == sha256:
+                return None
+            stats = LOADERS[kind](ctx, path, handle, previous)
+            ImportedFile.objects.update_or_create(path=path, defaults={
+                "kind": kind, "source": ctx.source, "base": ctx.base, "status": ImportedFileStatus.DONE,
+                "size": size, "sha256": sha256, "rows_read": stats.rows_read,
+                "rows_written": stats.rows_written, "index_min": stats.index_min,
+                "index_max": stats.index_max, "row_keys": stats.row_keys, "error": "",
+                "job_id": ctx.job_id})
+            return stats
+    except ImportFileError as exc:
+        record_failure(path=path, kind=kind, source=ctx.source, base=ctx.base, job_id=ctx.job_id,
+                       error=str(exc))
+        raise
+
+
+def record_failure(*, path: str, kind: str, source: Source | None, base: str, job_id: int | None,
+                   error: str) -> None:
+    """Keep what the previous version of the file owned (its rows are still there); mark it FAILED."""
+    ImportedFile.objects.update_or_create(path=path, defaults={
+        "kind": kind, "source": source, "base": base, "status": ImportedFileStatus.FAILED,
+        "error": error[:5000], "job_id": job_id})
+
+
+def _records(path: str, handle: BinaryIO) -> Iterator[tuple[int, dict[str, Any]]]:
+    yield from iter_records(handle, path)
+
+
+def _next_id(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [table])
+        return int(cursor.fetchone()[0])
+
+
+def _check_no_overlap(ctx: SourceContext, kind: str, path: str, stats: FileStats) -> None:
+    if stats.index_min is None:
+        return
+    other = (ImportedFile.objects.filter(source=ctx.source, kind=kind, status=ImportedFileStatus.DONE,
+                                         index_min__lte=stats.index_max, index_max__gte=stats.index_min)
+             .exclude(path=path).first())
+    if other:
+        raise ImportFileError(path, f"its features {stats.index_min}-{stats.index_max} overlap those of "
+                                    f"{other.path} ({other.index_min}-{other.index_max})")
+
+
+def _ranges(stats: FileStats, previous: ImportedFile | None) -> list[tuple[int, int]]:
+    ranges = []
+    if stats.index_min is not None and stats.index_max is not None:
+        ranges.append((stats.index_min, stats.index_max))
+    if previous and previous.index_min is not None and previous.index_max is not None:
+        old = (previous.index_min, previous.index_max)
+        if old not in ranges:
+            ranges.append(old)
+    return ranges
+
+
+def _load_features(ctx: SourceContext, path: str, handle: BinaryIO,
+                   previous: ImportedFile | None) -> FileStats:
+    source, stats, now = ctx.source, FileStats(), timezone.now()
+    lines: dict[int, int] = {}
+    columns = ["source_id", "index", *(c.column for c in FEATURE_COLUMNS), "created_at"]
+    dead_at = len(FEATURE_COLUMNS) - 1  # isDead, last column
+
+    def rows() -> Iterator[list[Any]]:
+        for line, record in _records(path, handle):
+            try:
+                index = feature_index(record, source.num_features, source.name)
+                values = convert(record, FEATURE_COLUMNS)
+            except RowError as exc:
+                raise ImportFileError(path, str(exc), line) from None
+            if index in lines:
+                raise ImportFileError(path, f"feature index {index} repeats line {lines[index]}", line)
+            lines[index] = line
+            if "isDead" not in record:
+                values[dead_at] = values[1] == 0.0  # frac_nonzero == 0: never active
+            stats.see(index)
+            yield [source.id, index, *values, now]
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.np_stage_feature")
+        cursor.execute(f"CREATE TEMP TABLE np_stage_feature ON COMMIT DROP AS SELECT {', '.join(columns)} "
+                       "FROM features_feature WITH NO DATA")
+        copy_rows("np_stage_feature", Feature, columns, rows())
+        _check_no_overlap(ctx, "features", path, stats)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:-1])
+        cols = ", ".join(columns)
+        cursor.execute(f"INSERT INTO features_feature ({cols}) SELECT {cols} FROM np_stage_feature "
+                       f"ON CONFLICT (source_id, index) DO UPDATE SET {updates}")
+        stats.rows_written = cursor.rowcount
+        cursor.execute("DROP TABLE pg_temp.np_stage_feature")
+    if previous is not None:  # a changed file: features that left it go, with their rows (ORM cascade)
+        gone = Q()
+        for low, high in _ranges(stats, previous):
+            gone |= Q(index__gte=low, index__lte=high)
+        Feature.objects.filter(gone, source=source).exclude(index__in=list(lines)).delete()
+    ctx.forget_features()
+    return stats
+
+
+def _load_activations(ctx: SourceContext, path: str, handle: BinaryIO,
+                      previous: ImportedFile | None) -> FileStats:
+    source, stats, now = ctx.source, FileStats(), timezone.now()
+    feature_ids = ctx.feature_ids()
+    columns = ["feature_id", *(c.column for c in ACTIVATION_COLUMNS), "created_at"]
+
+    def rows() -> Iterator[list[Any]]:
+        for line, record in _records(path, handle):
+            try:
+                index = feature_index(record, source.num_features, source.name)
+                values = convert(record, ACTIVATION_COLUMNS)
+                tokens, acts, top = values[1], values[2], values[4]
+                if len(tokens) != len(acts):
+                    raise RowError(f"'tokens' has {len(tokens)} items but 'values' has {len(acts)}")
+                if tokens and not 0 <= top < len(tokens):
+                    raise RowError(f"'maxValueTokenIndex' {top} is outside the {len(tokens)} tokens")
+                feature_id = feature_ids.get(index)
+                if feature_id is None:
+                    raise RowError(f"feature {index} of {source.name} is not imported (its features file "
+                                   "must come first)")
+            except RowError as exc:
+                raise ImportFileError(path, str(exc), line) from None
+            stats.see(index)
+            yield [feature_id, *values, now]
+
+    first_new = _next_id("features_activation")
+    stats.rows_written = copy_rows("features_activation", Activation, columns, rows())
+    _check_no_overlap(ctx, "activations", path, stats)
+    with connection.cursor() as cursor:
+        for low, high in _ranges(stats, previous):
+            cursor.execute(
+                "DELETE FROM features_activation a USING features_feature f WHERE a.feature_id = f.id "
+                "AND f.source_id = %s AND f.index BETWEEN %s AND %s AND a.id <= %s",
+                [source.id, low, high, first_new])
+    return stats
+
+
+def _load_explanations(ctx: SourceContext, path: str, handle: BinaryIO,
+                       previous: ImportedFile | None) -> FileStats:
+    source, stats, now = ctx.source, FileStats(), timezone.now()
+    feature_ids = ctx.feature_ids()
+    columns = ["feature_id", *(c.column for c in EXPLANATION_COLUMNS), "explainer_settings", "created_at"]
+    at = {c.key: i for i, c in enumerate(EXPLANATION_COLUMNS)}
+    types: set[str] = set()
+    llms: set[str] = set()
+    seen: dict[str, int] = {}
+
+    def rows() -> Iterator[list[Any]]:
+        for line, record in _records(path, handle):
+            try:
+                index = feature_index(record, source.num_features, source.name)
+                values = convert(record, EXPLANATION_COLUMNS)
+                if values[at["embedding"]] is not None and not values[at["embedder"]]:
+                    width = len(record["embedding"])
+                    if width not in EMBEDDER_BY_WIDTH:
+                        known = ", ".join(f"{v}: {k}" for k, v in EMBEDDER_BY_WIDTH.items())
+                        raise RowError(f"'embedding' has {width} dimensions; no known embedder has that "
+                                       f"width ({known})")
+                    values[at["embedder"]] = EMBEDDER_BY_WIDTH[width]
+                feature_id = feature_ids.get(index)
+                if feature_id is None:
+                    raise RowError(f"feature {index} of {source.name} is not imported (its features file "
+                                   "must come first)")
+            except RowError as exc:
+                raise ImportFileError(path, str(exc), line) from None
+            key = values[at["id"]]
+            if key in seen:
+                raise ImportFileError(path, f"explanation id {key!r} repeats line {seen[key]}", line)
+            seen[key] = line
+            types.add(values[at["typeName"]] or "")
+            llms.add(values[at["explanationModelName"]] or "")
+            stats.see(index)
+            yield [feature_id, *values, {}, now]
+
+    first_new = _next_id("features_explanation")
+    stats.rows_written = copy_rows("features_explanation", Explanation, columns, rows())
+    ExplanationType.objects.bulk_create([ExplanationType(name=n) for n in types if n], ignore_conflicts=True)
+    ExplanationModel.objects.bulk_create([ExplanationModel(name=n) for n in llms if n], ignore_conflicts=True)
+    stats.row_keys = list(seen)
+    keys = list(set(stats.row_keys) | set(previous.row_keys if previous else []))
+    with connection.cursor() as cursor:
+        for low, high in _ranges(stats, previous):
+            cursor.execute(
+                "DELETE FROM features_explanation e USING features_feature f WHERE e.feature_id = f.id "
+                "AND f.source_id = %s AND f.index BETWEEN %s AND %s AND e.id <= %s "
+                "AND e.external_id = ANY(%s)",
+                [source.id, low, high, first_new, keys])
+    return stats
+
+
+LOADERS = {"features": _load_features, "activations": _load_activations,
+           "explanations": _load_explanations}

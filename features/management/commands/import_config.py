@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from features import services_import
+from features.importer.cli import report, step_printer
+
+
+class Command(BaseCommand):
+    help = "Import the config catalogs (explanation types, models, score types) of a Neuronpedia export."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base", help="export folder or URL (default: NP_IMPORT_BASE)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        job = services_import.start_config_import(base=options["base"], enqueue=False)
+        report(services_import.run_here(job, on_step=step_printer(self.stdout)), self.stdout)
