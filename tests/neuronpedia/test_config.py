@@ -14,9 +14,14 @@ from neuronpedia.lib import env
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _clean_env(**extra_env: str) -> dict[str, str]:
+    # the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE must not leak into deployment checks
+    return {k: v for k, v in {**os.environ, **extra_env}.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
 def _manage(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=60, env={**os.environ, **extra_env})
+                          capture_output=True, timeout=60, env=_clean_env(**extra_env))
 
 
 def test_unreachable_database_url_is_one_line_and_exit_1() -> None:
@@ -52,7 +57,7 @@ def test_production_settings_pass_the_deploy_check() -> None:
 def test_production_refuses_to_boot_without_a_secret_key() -> None:
     extra = {"DJANGO_SETTINGS_MODULE": "neuronpedia.settings.production",
              "DJANGO_ALLOWED_HOSTS": "example.org", "DATABASE_URL": "postgres://np@db:5432/np"}
-    environment = {k: v for k, v in {**os.environ, **extra}.items() if k != "DJANGO_SECRET_KEY"}
+    environment = {k: v for k, v in _clean_env(**extra).items() if k != "DJANGO_SECRET_KEY"}
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, text=True,
                             capture_output=True, timeout=60, env=environment)
     assert result.returncode == 1
