@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils.html import escape
 
 from features import demo
 from features.models import Explanation, Feature, Source
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def processes(live_server: Any) -> Any:
+def processes() -> Any:
     db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
            "INFERENCE_HEARTBEAT_SECONDS": "2",
@@ -60,8 +61,8 @@ def test_demo_bootstrap_gives_a_feature_page_with_activations_and_an_explanation
     page = client.get(feature.get_absolute_url())
     assert page.status_code == 200
     body = page.content.decode()
-    assert explanation.description in body.replace("&#x27;", "'").replace("&quot;", '"')
+    assert escape(explanation.description) in body
     top = feature.activations.order_by("-max_value").first()
-    assert top.tokens[top.max_value_token_index] in body.replace("&#x27;", "'")
+    assert escape(top.tokens[top.max_value_token_index]) in body
     call_command("bootstrap_demo", "--tokens", "4096", "--explain", "2")  # second run: nothing to do
     assert Explanation.objects.filter(feature__source=source).count() == 2
