@@ -5,9 +5,11 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DJANGO_SETTINGS_MODULE=neuronpedia.settings.production
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
-COPY requirements.txt .
-RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt
+COPY requirements.txt requirements-nodeps.txt ./
+RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt \
+ && pip install --no-deps -r requirements-nodeps.txt
 COPY . .
+RUN pip install --no-deps --no-build-isolation -e .
 RUN DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=x DATABASE_URL=postgres://x@x/x \
     python manage.py collectstatic --noinput
 EXPOSE 3000
