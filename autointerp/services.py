@@ -195,7 +195,7 @@ def score_explanation(
     on the same row; a DONE or RUNNING one is returned unchanged."""
     if score_type not in SCORE_TYPES:
         raise ValueError(f"unknown score type {score_type!r}; known: {', '.join(SCORE_TYPES)}")
-    model_name = None if score_type == "eleuther_embedding" else (scorer_model or _default_scorer_model())
+    model_name = None if score_type == "eleuther_embedding" else (scorer_model or default_scorer_model())
     row = _score_row(explanation=explanation, score_type=score_type, scorer_model=model_name, user=user)
     if row is None:
         return ExplanationScore.objects.get(
@@ -248,7 +248,7 @@ def _fail_score(row: ExplanationScore, reason: str, details: dict[str, Any]) -> 
     return row
 
 
-def _default_scorer_model() -> str:
+def default_scorer_model() -> str:
     import os  # noqa: PLC0415
 
     return os.environ.get("NP_SCORER_MODEL") or os.environ.get("NP_EXPLAINER_MODEL") or "gpt-4o-mini"
@@ -264,7 +264,7 @@ def start_autointerp_batch(*, params: BatchParams, requested_by: Any = None, run
         and params.scorer_model is None
         and any(st != "eleuther_embedding" for st in params.score_types)
     ):
-        params = replace(params, scorer_model=_default_scorer_model())
+        params = replace(params, scorer_model=default_scorer_model())
     if requested_by is not None and getattr(requested_by, "pk", None) and params.user_id is None:
         params = replace(params, user_id=requested_by.pk)
     source = Source.objects.filter(pk=params.source_id).first() if params.source_id else None

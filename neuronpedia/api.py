@@ -43,3 +43,30 @@ urlpatterns = [
     path("source-set/new", features_api.source_set_new, name="api-source-set-new"),
     path("source-set/<str:model_id>/<str:name>", features_api.source_set_detail, name="api-source-set"),
 ]
+
+# live inference, steering, explanation search and autointerp (issue 8). A trailing slash is accepted:
+# the official SDK posts to `search-all/`, `steer/`, `steer-chat/` and `search-topk-by-token/`.
+from autointerp import api as autointerp_api  # noqa: E402
+from features.api import inference_views  # noqa: E402
+from steering.api import views as steering_api  # noqa: E402
+
+urlpatterns += [
+    re_path(r"^activation/new(?:/)?$", inference_views.activation_new, name="api-activation-new"),
+    re_path(r"^activation/source(?:/)?$", inference_views.activation_source, name="api-activation-source"),
+    re_path(r"^search-all(?:/)?$", inference_views.search_all, name="api-search-all"),
+    re_path(r"^search-topk-by-token(?:/)?$", inference_views.search_topk_by_token,
+            name="api-search-topk-by-token"),
+    re_path(r"^steer(?:/)?$", steering_api.steer, name="api-steer"),
+    re_path(r"^steer-chat(?:/)?$", steering_api.steer_chat, name="api-steer-chat"),
+    re_path(r"^steer-load(?:/)?$", steering_api.steer_load, name="api-steer-load"),
+    re_path(r"^explanation/search-all(?:/)?$", autointerp_api.explanation_search_all,
+            name="api-explanation-search-all"),
+    re_path(r"^explanation/search(?:/)?$", autointerp_api.explanation_search, name="api-explanation-search"),
+    re_path(r"^explanation/search-model(?:/)?$", autointerp_api.explanation_search_model,
+            name="api-explanation-search-model"),
+    re_path(r"^explanation/search-release(?:/)?$", autointerp_api.explanation_search_release,
+            name="api-explanation-search-release"),
+    re_path(r"^explanation/generate(?:/)?$", autointerp_api.explanation_generate,
+            name="api-explanation-generate"),
+    re_path(r"^explanation/score(?:/)?$", autointerp_api.explanation_score, name="api-explanation-score"),
+]

@@ -175,6 +175,8 @@ class RateLimitMiddleware:
         decision = check(request)
         if decision is not None and not decision.allowed:
             return too_many_requests(decision, settings.NP_RATE_LIMIT_WINDOW_SECONDS)
+        if decision is not None:
+            request.np_limit_remaining = max(0, decision.remaining)  # type: ignore[attr-defined]
         response = self.get_response(request)
         if decision is not None:
             response["x-limit-remaining"] = str(max(0, decision.remaining))

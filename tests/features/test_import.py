@@ -179,6 +179,7 @@ def test_imported_embeddings_are_searchable_through_the_hnsw_index(export_root: 
     assert nearest[0].external_id == "exp6x7x0"
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
         sql, params = nearest.query.sql_with_params()
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
