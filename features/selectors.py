@@ -168,3 +168,151 @@ def get_model(model_id: str) -> Model:
     if model is None:
         raise Http404(f"model {model_id} not found")
     return model
+
+
+# --- Web UI reads (issue 6) ----------------------------------------------------------------------
+
+def home_models() -> QuerySet[Model]:
+    """Public models with their listed source sets and those sets' sources (3 queries)."""
+    return public_models().prefetch_related(
+        Prefetch("source_sets", queryset=SourceSet.objects.filter(visibility__in=LISTED)
+                 .select_related("release")
+                 .prefetch_related(Prefetch("sources", queryset=Source.objects
+                                            .filter(visibility__in=LISTED).order_by("layer", "name")))))
+
+
+def featured_releases() -> QuerySet[Any]:
+    from features.models import SourceRelease  # noqa: PLC0415
+
+    return (SourceRelease.objects.filter(featured=True, visibility__in=LISTED)
+            .prefetch_related("source_sets").order_by("name"))
+
+
+def top_explanations(feature_ids: list[int]) -> dict[int, str]:
+    """Best explanation text per feature id, in one DISTINCT ON query."""
+    if not feature_ids:
+        return {}
+    rows = (Explanation.objects.filter(feature_id__in=feature_ids)
+            .order_by("feature_id", "-score_v2", "-score_v1", "id").distinct("feature_id")
+            .values_list("feature_id", "description"))
+    return dict(rows)
+
+
+def top_explanations_by_index(model_id: str, source_name: str, indices: list[int]) -> dict[int, str]:
+    """Best explanation per feature index of one source (for cos-sim neighbours), one query."""
+    if not indices:
+        return {}
+    rows = (Explanation.objects.filter(feature__source__model_id=model_id, feature__source__name=source_name,
+                                       feature__index__in=indices)
+            .order_by("feature_id", "-score_v2", "-score_v1", "id").distinct("feature_id")
+            .values_list("feature__index", "description"))
+    return dict(rows)
+
+
+def source_feature_page(source: Source, *, sort: str = "index", after: str = "", before: str = "",
+                        size: int = 50) -> tuple[list[Feature], bool, bool]:
+    """One keyset page of a source's features: by index (the (source, index) key) or by max activation
+    (the (source, max_act_approx DESC) index). `after`/`before` are cursors: `index` or `max:index`.
+    Returns (features, has_more_after, has_more_before)."""
+    qs = features_for_source(source)
+    backwards = bool(before) and not after
+    cursor = before if backwards else after
+    if sort == "max":
+        qs = qs.filter(max_act_approx__isnull=False)
+        order = ["max_act_approx", "index"] if backwards else ["-max_act_approx", "index"]
+        if cursor:
+            value, _, index = cursor.partition(":")
+            try:
+                pivot, idx = float(value), int(index)
+            except ValueError:
+                pivot, idx = None, 0
+            if pivot is not None:
+                older = Q(max_act_approx__gt=pivot) | Q(max_act_approx=pivot, index__lt=idx)
+                newer = Q(max_act_approx__lt=pivot) | Q(max_act_approx=pivot, index__gt=idx)
+                qs = qs.filter(older if backwards else newer)
+    else:
+        order = ["-index"] if backwards else ["index"]
+        if cursor.lstrip("-").isdigit():
+            qs = qs.filter(index__lt=int(cursor)) if backwards else qs.filter(index__gt=int(cursor))
+    rows = list(qs.order_by(*order)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+        return rows, True, more
+    return rows, more, bool(cursor)
+
+
+def umap_rows(source: Source, limit: int = 20000) -> list[tuple[int, float, float, int | None, str | None]]:
+    """(index, x, y, cluster, best explanation) of a source's features that have UMAP coordinates."""
+    from django.db.models import OuterRef, Subquery  # noqa: PLC0415
+
+    best = (Explanation.objects.filter(feature_id=OuterRef("pk"))
+            .order_by("-score_v2", "-score_v1", "id").values("description")[:1])
+    return list(Feature.objects.filter(source=source, umap_x__isnull=False, umap_y__isnull=False)
+                .order_by("index").annotate(best=Subquery(best))
+                .values_list("index", "umap_x", "umap_y", "umap_cluster", "best")[:limit])
+
+
+def evals_for_source(source: Source) -> list[Any]:
+    from features.models import Eval  # noqa: PLC0415
+
+    return list(Eval.objects.filter(source=source).order_by("type"))
+
+
+def random_feature(model_id: str = "", source_name: str = "") -> Feature | None:
+    """A random live (not dead) feature of a public source: pick a source, then the first feature at or
+    after a random index (an index seek, whatever the table size)."""
+    import random  # noqa: PLC0415
+
+    sources = Source.objects.filter(visibility__in=LISTED, model__visibility__in=LISTED)
+    if model_id:
+        sources = sources.filter(model_id=model_id)
+    if source_name:
+        sources = sources.filter(name=source_name)
+    candidates = list(sources.filter(features__isnull=False).distinct()
+                      .values_list("id", "num_features")[:500])
+    if not candidates:
+        return None
+    source_id, width = random.choice(candidates)
+    start = random.randrange(width) if width else 0
+    base = Feature.objects.filter(source_id=source_id, is_dead=False).select_related("source")
+    return (base.filter(index__gte=start).order_by("index").first()
+            or base.order_by("index").first()
+            or Feature.objects.filter(source_id=source_id).select_related("source").order_by("index").first())
+
+
+def neighbour_feature(model_id: str, source_name: str, index: int, *, step: int) -> Feature | None:
+    """The next (step=1) or previous (step=-1) existing feature of a source, by index."""
+    qs = Feature.objects.filter(source__model_id=model_id, source__name=source_name).select_related("source")
+    if step > 0:
+        return qs.filter(index__gt=index).order_by("index").first()
+    return qs.filter(index__lt=index).order_by("-index").first()
+
+
+def lists_for_user(user: Any) -> QuerySet[FeatureList]:
+    """Lists the user owns (for the add-to-list menu)."""
+    if user is None or not user.is_authenticated:
+        return FeatureList.objects.none()
+    return FeatureList.objects.filter(owner=user).order_by("-updated_at", "-id").only("id", "name")
+
+
+def public_lists(limit: int = 50) -> QuerySet[FeatureList]:
+    return (FeatureList.objects.filter(visibility=Visibility.PUBLIC).select_related("owner")
+            .annotate(item_count=Count("items")).order_by("-updated_at", "-id")[:limit])
+
+
+def list_dashboards(feature_list: FeatureList) -> dict[int, dict[str, Any]]:
+    """Mini-dashboard data per feature id of a list (top example, best explanation): two queries."""
+    ids = [item.feature_id for item in feature_list.items.all()]
+    if not ids:
+        return {}
+    examples = {a.feature_id: a for a in Activation.objects.filter(feature_id__in=ids)
+                .order_by("feature_id", "-max_value", "id").distinct("feature_id")}
+    explanations = top_explanations(ids)
+    return {fid: {"example": examples.get(fid), "explanation": explanations.get(fid, "")} for fid in ids}
+
+
+def get_list_item_features(feature_list_id: int) -> QuerySet[ListItem]:
+    return (ListItem.objects.filter(feature_list_id=feature_list_id)
+            .select_related("feature__source").order_by("added_at", "id"))

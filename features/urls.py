@@ -1,13 +1,47 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from features import views
+from features.views import catalog, feature, jobs, lists, search
 
 app_name = "features"
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("<slug:model_id>/", views.model_page, name="model"),
-    path("<slug:model_id>/<str:source_name>/", views.source_page, name="source"),
-    path("<slug:model_id>/<str:source_name>/<int:index>", views.feature_page, name="feature"),
+    path("", catalog.home, name="home"),
+    path("jump", catalog.jump, name="jump"),
+    path("random", catalog.random_feature, name="random"),
+    # search
+    path("search-explanations", search.explanation_search, name="search-explanations"),
+    path("search", search.inference_search, name="search"),
+    path("search-topk", search.topk_search, name="search-topk"),
+    path("ui/feature-labels", search.feature_labels, name="feature-labels"),
+    # lists
+    path("lists/", lists.list_index, name="list-index"),
+    path("lists/new", lists.list_create, name="list-create"),
+    path("lists/add-feature", lists.add_to_list, name="list-add-feature"),
+    path("lists/<int:list_id>/", lists.list_detail, name="list-detail"),
+    path("lists/<int:list_id>/edit", lists.list_edit, name="list-edit"),
+    path("lists/<int:list_id>/delete", lists.list_delete, name="list-delete"),
+    path("lists/<int:list_id>/add", lists.list_add, name="list-add"),
+    path("lists/<int:list_id>/remove/<int:feature_id>", lists.list_remove, name="list-remove"),
+    path("lists/<int:list_id>/note/<int:feature_id>", lists.list_note, name="list-note"),
+    # embeds (chrome-less, may be framed)
+    path("embed/list/<int:list_id>", lists.list_embed, name="list-embed"),
+    path("embed/<slug:model_id>/<str:source_name>/<int:index>", feature.feature_embed, name="feature-embed"),
+    # job actions (staff)
+    path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
+    path("jobs/<int:job_id>/resume/", jobs.job_resume, name="job-resume"),
+    # catalog
+    path("<slug:model_id>/", catalog.model_page, name="model"),
+    path("<slug:model_id>/random", catalog.random_feature, name="model-random"),
+    path("<slug:model_id>/<str:source_name>/", catalog.source_page, name="source"),
+    path("<slug:model_id>/<str:source_name>/random", catalog.random_feature, name="source-random"),
+    path("<slug:model_id>/<str:source_name>/<int:index>", feature.feature_page, name="feature"),
+    re_path(r"^(?P<model_id>[-a-zA-Z0-9_]+)/(?P<source_name>[^/]+)/(?P<index>[0-9]+)/(?P<direction>prev|next)$",
+            catalog.neighbour, name="feature-neighbour"),
+    path("<slug:model_id>/<str:source_name>/<int:index>/panel/lists", feature.lists_panel,
+         name="feature-lists"),
+    path("<slug:model_id>/<str:source_name>/<int:index>/panel/live", feature.live_panel,
+         name="feature-live"),
+    path("<slug:model_id>/<str:source_name>/<int:index>/panel/similar", feature.similar_live,
+         name="feature-similar-live"),
 ]

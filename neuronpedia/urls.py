@@ -8,7 +8,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("neuronpedia.accounts.urls")),
     path("api/", include("neuronpedia.api")),
     path("jobs/", include("neuronpedia.jobs.urls")),
+    path("", include("steering.urls")),
     path("", include("features.urls")),
 ]

@@ -80,6 +80,11 @@ def worker(django_db_setup: None, django_db_blocker: Any, worker_config: Path) -
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    with django_db_blocker.unblock():  # rows the worker re-registered after the last flush
+        from features.models import InferenceHost, Model
+
+        InferenceHost.objects.filter(model_id=MODEL_ID).delete()
+        Model.objects.filter(id=MODEL_ID).delete()
 
 
 @pytest.fixture

@@ -38,8 +38,11 @@ def page(browser: object) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
     page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))  # uncaught exceptions in page scripts
     yield page
     context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def screenshot(page: object, name: str) -> None:

@@ -1,0 +1,1 @@
+"""HTML pages (Django templates + htmx). One module per area; URLs in features/urls.py."""
