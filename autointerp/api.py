@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db.models import Q
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework.decorators import api_view, parser_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,14 +22,14 @@ from rest_framework.response import Response
 from autointerp import services
 from autointerp.explainers import EXPLAINERS
 from autointerp.llm import ProviderError, UnparseableOutput
-from autointerp.scorers import SCORE_TYPES
+from autointerp.scorers import LLM_SCORE_TYPES, SCORE_TYPES, scoring_set_for_feature
 from autointerp.search import SearchScope, search_explanations
 from features import selectors
 from features.api import schema  # noqa: F401  (registers the x-api-key security scheme)
 from features.api.inference_views import validated, visible_source
 from features.api.permissions import HasApiKey, can_view_model, can_view_source
-from features.api.schema import error, errors
-from features.api.serializers import ExplanationOutSerializer, IdField, IndexField
+from features.api.schema import JSON_ONLY, error, errors
+from features.api.serializers import ExplanationOutSerializer, IdField, IndexField, parse_id
 from features.models import Explanation, Feature, ScoreStatus, SourceRelease, Visibility
 
 EXPLANATIONS = ["explanations"]
@@ -39,6 +39,7 @@ LLM_FAILED = error("The LLM provider failed or answered unusably; `message` has 
                    "allowed.")
 CONFLICT = error("This score is being computed right now")
 DUPLICATE_EXPLANATION = "An auto-interp with this explanation type and model already exists."
+DELPHI_BATCH = 5  # the batch_size of autointerp.scorers.score_classifier, which scorers.score() keeps
 DUPLICATE_SCORE = "Explanation score using this same method and model already exists"
 
 
@@ -87,11 +88,21 @@ class ExplanationSearchOutSerializer(serializers.Serializer):
     nextOffset = serializers.IntegerField()
 
 
+@extend_schema_field({"type": "string", "enum": sorted(EXPLAINERS)})
+class _ExplainerTypeField(serializers.CharField):
+    """A free string (an unknown type is answered with Neuronpedia's message), documented as the enum."""
+
+
+@extend_schema_field({"type": "string", "enum": sorted(SCORE_TYPES)})
+class _ScoreTypeField(serializers.CharField):
+    pass
+
+
 class ExplanationGenerateInSerializer(serializers.Serializer):
     modelId = serializers.CharField(max_length=160)
     layer = serializers.CharField(max_length=160, help_text="source id")
     index = IndexField()
-    explanationType = serializers.CharField(max_length=100, help_text=", ".join(EXPLAINERS))
+    explanationType = _ExplainerTypeField(max_length=100)
     explanationModelName = serializers.CharField(max_length=200)
 
 
@@ -102,7 +113,7 @@ class ExplanationGenerateOutSerializer(serializers.Serializer):
 class ExplanationScoreInSerializer(serializers.Serializer):
     explanationId = IdField()
     scorerModel = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True)
-    scorerType = serializers.CharField(max_length=100, help_text=", ".join(SCORE_TYPES))
+    scorerType = _ScoreTypeField(max_length=100)
 
 
 class ExplanationScoreDetailSerializer(serializers.Serializer):
@@ -176,6 +187,7 @@ def _search_schema(operation_id: str, request_serializer: type[serializers.Seria
 
 @_search_schema("explanation_search_all", ExplanationSearchAllInSerializer, "of every model you may see")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def explanation_search_all(request: Request) -> Response:
     """Search all explanations."""
@@ -186,6 +198,7 @@ def explanation_search_all(request: Request) -> Response:
 @_search_schema("explanation_search", ExplanationSearchSourcesInSerializer,
                 "of the given sources (`layers`) of a model")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def explanation_search(request: Request) -> Response:
     """Search the explanations of some sources."""
@@ -199,6 +212,7 @@ def explanation_search(request: Request) -> Response:
 
 @_search_schema("explanation_search_model", ExplanationSearchModelInSerializer, "of one model")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def explanation_search_model(request: Request) -> Response:
     """Search the explanations of a model."""
@@ -214,6 +228,7 @@ def explanation_search_model(request: Request) -> Response:
 
 @_search_schema("explanation_search_release", ExplanationSearchReleaseInSerializer, "of one release")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def explanation_search_release(request: Request) -> Response:
     """Search the explanations of a release."""
@@ -244,6 +259,7 @@ def _llm_failure(exc: Exception) -> Response:
                              "second request is refused with 400; a failed attempt stores nothing and can "
                              "be retried.")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def explanation_generate(request: Request) -> Response:
     """Auto-interp: generate an explanation."""
@@ -290,6 +306,7 @@ def _score_out(row: Any) -> dict[str, Any]:
                            "retried. "
                            "When scoring fails the answer is 502 with the reason (and the FAILED score).")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def explanation_score(request: Request) -> Response:
     """Auto-interp: score an explanation."""
@@ -307,6 +324,8 @@ def explanation_score(request: Request) -> Response:
     if existing is not None and existing.status == ScoreStatus.RUNNING:
         return Response({"message": "This explanation is being scored with this method and model right now"},
                         status=409)
+    if reason := _unscorable(explanation, data["scorerType"]):
+        return Response({"message": reason}, status=400)
     row = services.score_explanation(explanation=explanation, score_type=data["scorerType"],
                                      scorer_model=model_name, user=request.user)
     if row.status == ScoreStatus.FAILED:
@@ -317,8 +336,22 @@ def explanation_score(request: Request) -> Response:
     return Response({"score": _score_out(row)})
 
 
+def _unscorable(explanation: Explanation, score_type: str) -> str | None:
+    """The feature's examples cannot be scored at all (the caller's data, a 400, not a failed 502)."""
+    examples = scoring_set_for_feature(explanation.feature)
+    positive, negative = len(examples.activating), len(examples.non_activating)
+    if not positive or not negative:
+        return ("Scoring needs both activating and non-activating examples: this feature has "
+                f"{positive} distinct top examples and {negative} other examples in its source")
+    # delphi's scorers (batches of DELPHI_BATCH) drop a final partial batch, negatives first
+    if score_type in LLM_SCORE_TYPES and negative - (positive + negative) % DELPHI_BATCH < 1:
+        return (f"Too few examples to score: {positive} activating and {negative} non-activating examples "
+                f"do not fill whole batches of {DELPHI_BATCH}")
+    return None
+
+
 def _visible_explanation(user: Any, explanation_id: str) -> Explanation:
-    if explanation_id.isdigit() and int(explanation_id) > 2**63 - 1:
+    if explanation_id.isdigit() and parse_id(explanation_id) is None:  # "²", or too large for an id
         raise Http404(f"explanation {explanation_id} not found")
     explanation = selectors.get_explanation(explanation_id)
     if not can_view_source(user, explanation.feature.source):

@@ -115,15 +115,17 @@ def _explanations(source: Source, plan: BootstrapPlan, say: Say) -> None:
 def follow(job_id: int, label: str, timeout: float, say: Say) -> Job:
     """Print progress of a job until it ends; raise BootstrapError unless it is DONE."""
     deadline = time.monotonic() + timeout
-    last = ""
+    last: tuple[str, int] | None = None
+    last_said = 0.0
     while True:
         job = Job.objects.get(id=job_id)
-        line = f"{label}: {job.status_label.lower()} {job.done}/{job.total or '?'}"
-        if job.eta_seconds is not None:
-            line += f", about {job.eta_seconds:.0f} s left"
-        if line != last:
+        state = (job.status, job.done)
+        if state != last or time.monotonic() - last_said > 30:  # on progress, else every 30 s
+            line = f"{label}: {job.status_label.lower()} {job.done}/{job.total or '?'}"
+            if job.eta_seconds is not None:
+                line += f", about {job.eta_seconds:.0f} s left"
             say(line)
-            last = line
+            last, last_said = state, time.monotonic()
         if job.is_finished:
             break
         if time.monotonic() > deadline:

@@ -21,7 +21,7 @@ urlpatterns = [
     path("activation/get", features_api.activation_get, name="api-activation-get"),
     path("explanation/new", features_api.explanation_new, name="api-explanation-new"),
     # our numeric ids, or Neuronpedia's cuids for imported explanations; never a word like `search`
-    re_path(r"^explanation/(?P<explanation_id>[0-9]+|c[a-z0-9]{20,32})$", features_api.explanation_detail,
+    re_path(r"^explanation/(?P<explanation_id>(?:[0-9]+|c[a-z0-9]{20,32}))$", features_api.explanation_detail,
             name="api-explanation"),
     # lists
     path("list/new", features_api.list_new, name="api-list-new"),
@@ -70,3 +70,8 @@ urlpatterns += [
             name="api-explanation-generate"),
     re_path(r"^explanation/score(?:/)?$", autointerp_api.explanation_score, name="api-explanation-score"),
 ]
+
+# last: every other path under /api answers a JSON 404 (neuronpedia.api_errors.not_found)
+from neuronpedia.api_errors import not_found  # noqa: E402
+
+urlpatterns += [re_path(r"^(?P<rest>.*)$", not_found, name="api-not-found")]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -24,6 +26,8 @@ def _first_message(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.messages)
+    if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response({"message": f"Bad request: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         return Response({"message": str(exc) or "not found"}, status=status.HTTP_404_NOT_FOUND)
     response = drf_exception_handler(exc, context)
@@ -34,3 +38,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(detail, dict) and not set(detail) <= {"detail"}:
         response.data["errors"] = detail
     return response
+
+
+def not_found(request: HttpRequest, rest: str = "") -> Any:
+    """Any other path under /api: a JSON 404 (not the HTML page), so that API clients, and a path
+    parameter that is not an id, always get `{"message"}`. Keeps APPEND_SLASH working for the pages that
+    want a slash (/api/docs -> /api/docs/)."""
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not not_found:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return JsonResponse({"message": f"Not found: {request.path}"}, status=status.HTTP_404_NOT_FOUND)

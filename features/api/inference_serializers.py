@@ -23,10 +23,13 @@ def _slug(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(max_length=160, **kwargs)
 
 
-@extend_schema_field({"oneOf": [
-    {"type": "string", "maxLength": MAX_TEXT_CHARS},
-    {"type": "array", "items": {"type": "string", "maxLength": MAX_TEXT_CHARS}, "minItems": 1,
-     "maxItems": MAX_TEXTS}]})
+def _texts_schema(max_items: int) -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": r"\S",
+            "description": "not blank"}
+    return {"oneOf": [text, {"type": "array", "items": text, "minItems": 1, "maxItems": max_items}]}
+
+
+@extend_schema_field(_texts_schema(MAX_TEXTS))
 class TextOrTextsField(serializers.Field):
     """One text or a list of texts (Neuronpedia's `customText` / `text`). Internally (texts, was_list)."""
 
@@ -48,6 +51,14 @@ class TextOrTextsField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+@extend_schema_field(_texts_schema(MAX_SOURCE_TEXTS))
+class SourceTextsField(TextOrTextsField):
+    """activation/source: one text or up to MAX_SOURCE_TEXTS."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_items=MAX_SOURCE_TEXTS, **kwargs)
 
 
 class FeatureOrVectorRefSerializer(serializers.Serializer):
@@ -94,7 +105,7 @@ class ActivationNewOutSerializer(serializers.Serializer):
 class ActivationSourceInSerializer(serializers.Serializer):
     modelId = _slug()
     source = _slug()
-    customText = TextOrTextsField(max_items=MAX_SOURCE_TEXTS)
+    customText = SourceTextsField()
 
 
 class ActivationSourceResultSerializer(serializers.Serializer):
@@ -160,6 +171,12 @@ class SearchAllOutSerializer(serializers.Serializer):
                                               "top-level tokens/result)")
 
 
+@extend_schema_field({"type": "number", "nullable": True, "maximum": 1, "exclusiveMaximum": True,
+                     "description": "<= 0 (or null) = off; else leave out features denser than this"})
+class _BelowOneField(serializers.FloatField):
+    pass
+
+
 class TopkByTokenInSerializer(serializers.Serializer):
     modelId = _slug()
     source = _slug()
@@ -167,8 +184,7 @@ class TopkByTokenInSerializer(serializers.Serializer):
     numResults = serializers.IntegerField(required=False, default=TOPK_DEFAULT_RESULTS, min_value=1,
                                           max_value=TOPK_MAX_RESULTS)
     ignoreBos = serializers.BooleanField(required=False, default=True)
-    densityThreshold = serializers.FloatField(required=False, default=-1, allow_null=True,
-                                              help_text="<= 0 = off; else leave out denser features")
+    densityThreshold = _BelowOneField(required=False, default=-1, allow_null=True)
 
     def validate_densityThreshold(self, value: float | None) -> float:  # noqa: N802
         if value is None or value <= 0:

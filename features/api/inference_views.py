@@ -18,8 +18,8 @@ from typing import Any
 from django.db.models import Prefetch, Q
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework import exceptions, serializers
+from rest_framework.decorators import api_view, parser_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,8 +28,9 @@ from features import inference, selectors
 from features.api import inference_serializers as s
 from features.api import schema  # noqa: F401  (registers the x-api-key security scheme)
 from features.api.permissions import can_view_model, can_view_source, can_view_source_set
-from features.api.schema import error, errors
+from features.api.schema import JSON_ONLY, error, errors
 from features.models import Explanation, Feature, Source
+from features.services import VECTOR_SOURCE_SET_PREFIX
 
 ACTIVATIONS, SEARCH = ["activations"], ["search via inference"]
 NO_WORKER = error("No inference worker serves this model (or source): `message` says how to start one")
@@ -69,6 +70,23 @@ def visible_source(user: Any, model_id: str, source_name: str) -> Source:
     if not can_view_source(user, source):
         raise Http404(f"source {model_id}/{source_name} not found")
     return source
+
+
+def no_live_inference(source: Source) -> str | None:
+    """Why `source` can never be computed live, or None. Models and source sets that users create, and
+    the synthetic sources that hold steering vectors, have no SAE weights that a worker could load: asking
+    for them is the caller's mistake (400), unlike a model whose worker is down (503)."""
+    if not source.model.inference_enabled:
+        return f"model {source.model_id} has no live inference (a model you upload is for browsing)"
+    if not source.inference_enabled or source.source_set.name.startswith(VECTOR_SOURCE_SET_PREFIX):
+        return (f"source {source.model_id}/{source.name} has no live inference (its features were uploaded, "
+                "or it holds steering vectors)")
+    return None
+
+
+def require_live_inference(source: Source) -> None:
+    if reason := no_live_inference(source):
+        raise exceptions.ValidationError({"source": reason})
 
 
 def _features_by_index(source_names_and_indexes: list[tuple[str, int]], model_id: str,
@@ -115,6 +133,7 @@ def _activation_item(result: dict[str, Any], model_id: str, source: str, index: 
                description="Per-token activations of one feature (or one of your vectors) on custom text, "
                            "computed live. `customText` may be a list: the answer is then a list too.")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 @handles_inference_errors
 def activation_new(request: Request) -> Response:
@@ -125,10 +144,13 @@ def activation_new(request: Request) -> Response:
     source = visible_source(request.user, model_id, ref["source"])
     feature = Feature.objects.filter(source=source, index=index).only(
         "id", "has_vector", "vector", "hook_name").first()
+    if not source.model.inference_enabled:
+        require_live_inference(source)
     if feature is not None and feature.has_vector:
         base: dict[str, Any] = {"vector": list(feature.vector or []), "hook": feature.hook_name}
         needs: list[str] = []
     else:
+        require_live_inference(source)
         if feature is None and source.num_features is not None and index >= source.num_features:
             raise Http404(f"feature {model_id}/{source.name}/{index} not found: {source.name} has "
                           f"{source.num_features} features")
@@ -151,12 +173,14 @@ def activation_new(request: Request) -> Response:
                            "as a sparse map feature index -> [[token position, value], ...]. At most 1,000 "
                            "features per token are reported (the worker's result cap).")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 @handles_inference_errors
 def activation_source(request: Request) -> Response:
     """All active features of a source for text."""
     data = validated(s.ActivationSourceInSerializer, request)
     source = visible_source(request.user, data["modelId"], data["source"])
+    require_live_inference(source)
     top_k = min(source.num_features or MAX_WORKER_RESULTS, MAX_WORKER_RESULTS)
     texts, _ = data["customText"]
     results = []
@@ -216,6 +240,7 @@ def _search_one(model_id: str, data: dict[str, Any], text: str, selected: list[s
                            "features whose stored density (frac_nonzero) is higher. Results carry the stored "
                            "feature data (`neuron`: maxActApprox, density, explanations) when imported.")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 @handles_inference_errors
 def search_all(request: Request) -> Response:
@@ -229,10 +254,17 @@ def search_all(request: Request) -> Response:
     user = request.user
     if not can_view_model(user, source_set.model) or not can_view_source_set(user, source_set):
         raise Http404(f"source set {model_id}/{data['sourceSet']} not found")
-    names = {src.name for src in source_set.sources.all() if can_view_source(request.user, src)}
+    visible = {src.name: src for src in source_set.sources.select_related("model", "source_set")
+               if can_view_source(request.user, src)}
     selected = sorted(set(data["selectedLayers"]))
-    if unknown := [name for name in selected if name not in names]:
+    if unknown := [name for name in selected if name not in visible]:
         raise Http404(f"source {model_id}/{unknown[0]} not found in source set {data['sourceSet']}")
+    searched = [visible[name] for name in selected] or list(visible.values())
+    if not searched or all(no_live_inference(src) for src in searched):
+        raise exceptions.ValidationError({"sourceSet": no_live_inference(searched[0]) if searched else
+                                          f"source set {model_id}/{source_set.name} has no sources"})
+    for src in searched if selected else ():
+        require_live_inference(src)
     texts, was_list = data["text"]
     pages = [_search_one(model_id, data, text, selected) for text in texts]
     return Response({"results": pages} if was_list else pages[0])
@@ -264,12 +296,14 @@ def _topk_one(source: Source, data: dict[str, Any], text: str) -> dict[str, Any]
                description="The `numResults` most active features of one source at every token of a text. "
                            "`densityThreshold` > 0 leaves out features whose stored density is higher.")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 @handles_inference_errors
 def search_topk_by_token(request: Request) -> Response:
     """Top features by token."""
     data = validated(s.TopkByTokenInSerializer, request)
     source = visible_source(request.user, data["modelId"], data["source"])
+    require_live_inference(source)
     texts, was_list = data["text"]
     pages = [_topk_one(source, data, text) for text in texts]
     return Response({"results": pages} if was_list else pages[0])

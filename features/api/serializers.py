@@ -35,41 +35,65 @@ MAX_ACTIVATIONS_PER_CALL = 1000
 MAX_VECTOR_LENGTH = 24576
 STEER_STRENGTH_RANGE = (-300.0, 300.0)
 FLOAT_BOUND = 1e30  # activation values are stored as 4-byte reals
+REAL_MIN = 1.1754943508222875e-38  # the smallest normal 4-byte real
 MODEL_ID_RE = re.compile(r"^[a-z][a-z0-9.-]*[a-z0-9]$|^[a-z]$")
 SOURCE_SET_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
 
 
 # --- Input fields --------------------------------------------------------------------------------
 
-@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d+$"}]})
+DIGITS_RE = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" or "٣", which int() refuses
+
+
+def parse_id(value: str, max_value: int = 2**63 - 1) -> int | None:
+    """`value` as a database integer id, or None when it is not ASCII digits or does not fit."""
+    if not DIGITS_RE.fullmatch(value) or len(value) > len(str(max_value)) or int(value) > max_value:
+        return None
+    return int(value)
+
+
+def _index_schema(max_value: int) -> dict[str, Any]:
+    # the string form documents the digit strings that always fit (fewer digits than the maximum)
+    return {"oneOf": [{"type": "integer", "minimum": 0, "maximum": max_value},
+                      {"type": "string", "pattern": rf"^[0-9]{{1,{len(str(max_value)) - 1}}}$"}]}
+
+
+@extend_schema_field(_index_schema(MAX_INDEX))
 class IndexField(serializers.Field):
     """A feature index as Neuronpedia clients send it: an integer or a string of digits."""
 
     default_error_messages = {"invalid": "must be a non-negative integer (or a string of digits)",
                               "max_value": "must be at most {max_value}"}
-
-    def __init__(self, *, max_value: int = MAX_INDEX, **kwargs: Any) -> None:
-        self.max_value = max_value
-        super().__init__(**kwargs)
+    max_index = MAX_INDEX
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("invalid")
         if isinstance(data, str):
-            if not data.strip().isdigit():
+            if not DIGITS_RE.fullmatch(data.strip()):
                 self.fail("invalid")
+            if len(data.strip()) > len(str(self.max_index)):
+                self.fail("max_value", max_value=self.max_index)
             data = int(data.strip())
         if data < 0:
             self.fail("invalid")
-        if data > self.max_value:
-            self.fail("max_value", max_value=self.max_value)
+        if data > self.max_index:
+            self.fail("max_value", max_value=self.max_index)
         return data
 
     def to_representation(self, value: Any) -> str:
         return str(value)
 
 
-@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+@extend_schema_field(_index_schema(MAX_UPLOAD_INDEX))
+class UploadIndexField(IndexField):
+    """The index of an uploaded feature (at most MAX_UPLOAD_INDEX)."""
+
+    max_index = MAX_UPLOAD_INDEX
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
+                                {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}]})
 class IdField(serializers.Field):
     """An object id (list, explanation) as a string or an integer; always a string internally."""
 
@@ -84,8 +108,17 @@ class IdField(serializers.Field):
         return str(value)
 
 
+class RealField(serializers.FloatField):
+    """A number stored as a 4-byte real: magnitudes below the smallest normal real (1e-300, say) become 0,
+    where PostgreSQL would refuse them ("value out of range: underflow")."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        return 0.0 if abs(value) < REAL_MIN else value
+
+
 def _float(**kwargs: Any) -> serializers.FloatField:
-    return serializers.FloatField(min_value=-FLOAT_BOUND, max_value=FLOAT_BOUND, **kwargs)
+    return RealField(min_value=-FLOAT_BOUND, max_value=FLOAT_BOUND, **kwargs)
 
 
 def _token() -> serializers.CharField:
@@ -119,11 +152,9 @@ class LogitInSerializer(serializers.Serializer):
 class ActivationInSerializer(serializers.Serializer):
     tokens = serializers.ListField(child=_token(), min_length=1, max_length=MAX_TOKENS)
     values = serializers.ListField(child=_float(), min_length=1, max_length=MAX_TOKENS)
-    quantileMax = serializers.FloatField(required=False, allow_null=True, min_value=-99_999_999,
-                                         max_value=99_999_999)
-    quantileMin = serializers.FloatField(required=False, allow_null=True, min_value=-99_999_999,
-                                         max_value=99_999_999)
-    quantileFraction = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    quantileMax = RealField(required=False, allow_null=True, min_value=-99_999_999, max_value=99_999_999)
+    quantileMin = RealField(required=False, allow_null=True, min_value=-99_999_999, max_value=99_999_999)
+    quantileFraction = RealField(required=False, allow_null=True, min_value=0, max_value=1)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if len(attrs["tokens"]) != len(attrs["values"]):
@@ -144,8 +175,8 @@ class ExplanationUploadInSerializer(serializers.Serializer):
 
 
 class FeatureUploadInSerializer(serializers.Serializer):
-    index = IndexField(max_value=MAX_UPLOAD_INDEX)
-    density = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    index = UploadIndexField()
+    density = RealField(required=False, allow_null=True, min_value=0, max_value=1)
     topLogits = LogitInSerializer(many=True, required=False, allow_null=True, max_length=MAX_LOGITS)
     bottomLogits = LogitInSerializer(many=True, required=False, allow_null=True, max_length=MAX_LOGITS)
     explanations = ExplanationUploadInSerializer(many=True, required=False, allow_null=True,
@@ -232,7 +263,7 @@ class VectorNewInSerializer(serializers.Serializer):
     layerNumber = serializers.IntegerField(min_value=0, max_value=10_000)
     hookType = serializers.ChoiceField(choices=list(VECTOR_HOOK_TYPES))
     vector = serializers.ListField(child=_float(), min_length=1, max_length=MAX_VECTOR_LENGTH)
-    vectorDefaultSteerStrength = serializers.FloatField(
+    vectorDefaultSteerStrength = RealField(
         required=False, allow_null=True, default=10.0, min_value=STEER_STRENGTH_RANGE[0],
         max_value=STEER_STRENGTH_RANGE[1])
     vectorLabel = serializers.CharField(max_length=500)

@@ -10,7 +10,7 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework.decorators import api_view, parser_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,7 +27,7 @@ from features.api.permissions import (
     owns_list,
     owns_source,
 )
-from features.api.schema import errors
+from features.api.schema import JSON_ONLY, errors
 from features.models import Feature, FeatureList, Model
 
 LISTS, VECTORS, FEATURES = ["lists"], ["vectors"], ["features"]
@@ -70,9 +70,10 @@ def _url(request: Request, path: str) -> str:
 def feature_detail(request: Request, model_id: str, source_name: str, index: str) -> Response:
     """A feature with its model, source, source set, activations (by maxValue desc), explanations
     (with scores) and lists."""
-    if not index.isdigit() or int(index) > s.MAX_INDEX:
+    number = s.parse_id(index, s.MAX_INDEX)
+    if number is None:
         raise Http404(f"feature {model_id}/{source_name}/{index} not found")
-    found = selectors.features_by_keys([(model_id, source_name, int(index))])
+    found = selectors.features_by_keys([(model_id, source_name, number)])
     if not found or not can_view_source(request.user, found[0].source):
         raise Http404(f"feature {model_id}/{source_name}/{index} not found")
     _present(found, request.user)
@@ -83,6 +84,7 @@ def feature_detail(request: Request, model_id: str, source_name: str, index: str
                request=s.FeatureKeyInSerializer(many=True),
                responses={200: s.FeatureOutSerializer(many=True), **errors(missing=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def features_batch(request: Request) -> Response:
     """Several features at once (at most 128), in request order; missing or hidden ones are left out.
@@ -114,6 +116,7 @@ def _owned_source(user: Any, model_id: str, source_name: str) -> Any:
 @extend_schema(tags=FEATURES, operation_id="feature_upload_batch", request=s.FeatureUploadBatchInSerializer,
                responses={200: s.MessageSerializer, **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def feature_upload_batch(request: Request) -> Response:
     """Upload up to 128 features (activations, logits, density, explanations) into a source of a
@@ -144,6 +147,7 @@ def _activation_in(a: dict[str, Any]) -> services.ActivationIn:
                request=s.ActivationUploadBatchInSerializer,
                responses={200: s.MessageSerializer, **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def activation_upload_batch(request: Request) -> Response:
     """Add activation examples (tokens + values) to a feature or vector you created."""
@@ -159,6 +163,7 @@ def activation_upload_batch(request: Request) -> Response:
 @extend_schema(tags=["activations"], operation_id="activation_get", request=s.FeatureRefInSerializer,
                responses={200: s.ActivationOutSerializer(many=True), **errors()})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def activation_get(request: Request) -> Response:
     """All stored activations of one feature, by maxValue desc (404 when it has none)."""
@@ -180,6 +185,8 @@ def activation_get(request: Request) -> Response:
 @permission_classes([AllowAny])
 def explanation_detail(request: Request, explanation_id: str) -> Response:
     """One explanation with its scores, by id."""
+    if explanation_id.isdigit() and s.parse_id(explanation_id) is None:  # too large for an id
+        raise Http404(f"explanation {explanation_id} not found")
     explanation = selectors.get_explanation(explanation_id)
     if not can_view_source(request.user, explanation.feature.source):
         raise Http404(f"explanation {explanation_id} not found")
@@ -189,6 +196,7 @@ def explanation_detail(request: Request, explanation_id: str) -> Response:
 @extend_schema(tags=["explanations"], operation_id="explanation_new", request=s.ExplanationNewInSerializer,
                responses={200: s.ExplanationNewResponseSerializer, **errors(auth=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def explanation_new(request: Request) -> Response:
     """Add a human explanation (label) to a feature."""
@@ -205,9 +213,10 @@ def explanation_new(request: Request) -> Response:
 # --- Lists ---------------------------------------------------------------------------------------
 
 def _list(user: Any, list_id: str, *, write: bool) -> FeatureList:
-    if not list_id.isdigit() or int(list_id) > 2**63 - 1:
+    number = s.parse_id(list_id)
+    if number is None:
         raise Http404(f"list {list_id} not found")
-    feature_list = selectors.get_feature_list(int(list_id))
+    feature_list = selectors.get_feature_list(number)
     if not can_view_list(user, feature_list):
         raise Http404(f"list {list_id} not found")
     if write and not owns_list(user, feature_list):
@@ -232,6 +241,7 @@ def _list_out(request: Request, feature_list: FeatureList, *, detail: bool = Fal
 @extend_schema(tags=LISTS, operation_id="list_new", request=s.ListNewInSerializer,
                responses={200: s.ListSummaryOutSerializer, **errors(auth=True, missing=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_new(request: Request) -> Response:
     """Create an empty list."""
@@ -245,6 +255,7 @@ def list_new(request: Request) -> Response:
 @extend_schema(tags=LISTS, operation_id="list_new_with_features", request=s.ListNewWithFeaturesInSerializer,
                responses={200: s.ListSummaryOutSerializer, **errors(auth=True, missing=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_new_with_features(request: Request) -> Response:
     """Create a list holding up to 100 features; features not found are skipped, as Neuronpedia does."""
@@ -259,6 +270,7 @@ def list_new_with_features(request: Request) -> Response:
 @extend_schema(tags=LISTS, operation_id="list_get", request=s.ListIdInSerializer,
                responses={200: s.ListDetailOutSerializer, **errors()})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def list_get(request: Request) -> Response:
     """A list with its features (`neurons`) and their notes."""
@@ -270,6 +282,7 @@ def list_get(request: Request) -> Response:
                responses={200: s.ListSummaryOutSerializer(many=True),
                                           **errors(auth=True, missing=False, body=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_list(request: Request) -> Response:
     """The caller's lists, most recently updated first."""
@@ -280,6 +293,7 @@ def list_list(request: Request) -> Response:
 @extend_schema(tags=LISTS, operation_id="list_update", request=s.ListUpdateInSerializer,
                responses={200: s.ListSummaryOutSerializer, **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_update(request: Request) -> Response:
     """Rename a list or change its description / default test text."""
@@ -293,6 +307,7 @@ def list_update(request: Request) -> Response:
 @extend_schema(tags=LISTS, operation_id="list_delete", request=s.ListIdInSerializer,
                responses={200: s.MessageSerializer, **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_delete(request: Request) -> Response:
     """Delete a list you own."""
@@ -304,6 +319,7 @@ def list_delete(request: Request) -> Response:
 @extend_schema(tags=LISTS, operation_id="list_add_features", request=s.ListAddFeaturesInSerializer,
                responses={200: s.ListItemOutSerializer(many=True), **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_add_features(request: Request) -> Response:
     """Add up to 100 features (with optional notes) to a list you own; all must exist."""
@@ -322,6 +338,7 @@ def _list_item_feature(request: Request, data: dict[str, Any]) -> Feature:
 @extend_schema(tags=LISTS, operation_id="list_remove", request=s.ListItemRefInSerializer,
                responses={200: s.ListItemOutSerializer, **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_remove(request: Request) -> Response:
     """Remove a feature from a list you own."""
@@ -335,6 +352,7 @@ def list_remove(request: Request) -> Response:
 @extend_schema(tags=LISTS, operation_id="list_edit_feature", request=s.ListEditFeatureInSerializer,
                responses={200: s.ListItemOutSerializer, **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def list_edit_feature(request: Request) -> Response:
     """Change the note of a feature in a list you own."""
@@ -350,6 +368,7 @@ def list_edit_feature(request: Request) -> Response:
 @extend_schema(tags=VECTORS, operation_id="vector_new", request=s.VectorNewInSerializer,
                responses={200: s.VectorNewResponseSerializer, **errors(auth=True, missing=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def vector_new(request: Request) -> Response:
     """Store a steering vector (length = the model's dimension) at a layer's residual stream."""
@@ -377,6 +396,7 @@ def _vector(request: Request) -> Feature:
 @extend_schema(tags=VECTORS, operation_id="vector_get", request=s.FeatureRefInSerializer,
                responses={200: s.VectorGetResponseSerializer, **errors()})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def vector_get(request: Request) -> Response:
     """A vector's values, label, hook and default steering strength."""
@@ -386,6 +406,7 @@ def vector_get(request: Request) -> Response:
 @extend_schema(tags=VECTORS, operation_id="vector_delete", request=s.FeatureRefInSerializer,
                responses={200: s.MessageSerializer, **errors(auth=True, owner=True)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def vector_delete(request: Request) -> Response:
     """Delete a vector you created."""
@@ -400,6 +421,7 @@ def vector_delete(request: Request) -> Response:
                responses={200: s.VectorListResponseSerializer,
                                           **errors(auth=True, missing=False, body=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def vector_list_owned(request: Request) -> Response:
     """The caller's vectors, newest first."""
@@ -412,6 +434,7 @@ def vector_list_owned(request: Request) -> Response:
 @extend_schema(tags=["catalog"], operation_id="model_new", request=s.ModelNewInSerializer,
                responses={200: s.ModelOutSerializer, **errors(auth=True, missing=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def model_new(request: Request) -> Response:
     """Create your own (UNLISTED) model. `dimension` (d_model) is needed to upload vectors to it."""
@@ -425,6 +448,7 @@ def model_new(request: Request) -> Response:
 @extend_schema(tags=["catalog"], operation_id="source_set_new", request=s.SourceSetNewInSerializer,
                responses={200: s.SourceSetWithSourcesOutSerializer, **errors(auth=True, missing=False)})
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([HasApiKey])
 def source_set_new(request: Request) -> Response:
     """Create a source set you own, with one source `{layer}-{name}` per layer of the model."""

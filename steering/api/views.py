@@ -9,19 +9,33 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.http import Http404, StreamingHttpResponse
-from drf_spectacular.utils import extend_schema
-from rest_framework.decorators import api_view, permission_classes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.decorators import api_view, parser_classes, permission_classes
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from features.api.inference_views import handles_inference_errors, inference_responses, validated
+from features.api.inference_views import (
+    handles_inference_errors,
+    inference_responses,
+    require_live_inference,
+    validated,
+)
 from features.api.permissions import can_view_model, can_view_source
+from features.api.schema import JSON_ONLY
 from features.models import Feature, Model
 from steering import selectors, services
 from steering.api import serializers as s
 
 STEERING = ["steering"]
+SSE = "text/event-stream"
+SSE_BODY = OpenApiResponse(
+    {"type": "object", "required": ["data"], "description": "one Server-Sent Event",
+     "properties": {"event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"},
+                    "data": {"type": "string", "description": "a JSON object: the result so far (`done`: "
+                                                               "false), the final result, or `message`"}}},
+    description="with `stream: true`: Server-Sent Events, one `data: {...}` frame each")
 SSE_NOTE = (" With `stream: true` the answer is `text/event-stream`: `data: {...}` frames with the whole "
             "text so far for each half, then a final frame with `id`/`shareUrl` and `done: true` (or a frame "
             "with `message`, `status` and `done: true` when the generation failed). Cached results are "
@@ -38,6 +52,12 @@ def _features(user: Any, model_id: str, rows: list[dict[str, Any]]) -> list[tupl
     missing = [k for k in keys if k not in found]
     if missing:
         raise Http404("Feature not found: " + ", ".join("/".join(map(str, k)) for k in missing[:5]))
+    if not model.inference_enabled:
+        raise ValidationError({"modelId": f"model {model_id} has no live inference (a model you upload is "
+                                          "for browsing)"})
+    for feature in found.values():
+        if not feature.has_vector:
+            require_live_inference(feature.source)
     return [(found[k], r["strength"]) for k, r in zip(keys, rows, strict=True)]
 
 
@@ -99,12 +119,14 @@ def _bad_request(exc: Exception) -> Response:
 
 
 @extend_schema(tags=STEERING, operation_id="steer", request=s.SteerInSerializer,
-               responses={200: s.SteerCompletionOutSerializer, **inference_responses()},
+               responses={(200, "application/json"): s.SteerCompletionOutSerializer, (200, SSE): SSE_BODY,
+                          **inference_responses()},
                description="Steer a completion with SAE features or vectors: the DEFAULT and STEERED texts "
                            "(prompt included), top-5 logprobs per generated token and a share id. Identical "
                            "requests (same seed) are served from the steering cache without inference; the "
                            "DEFAULT half is shared by every steered variant of a prompt." + SSE_NOTE)
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 @handles_inference_errors
 def steer(request: Request) -> Any:
@@ -118,11 +140,13 @@ def steer(request: Request) -> Any:
 
 
 @extend_schema(tags=STEERING, operation_id="steer_chat", request=s.SteerChatInSerializer,
-               responses={200: s.SteerChatOutSerializer, **inference_responses()},
+               responses={(200, "application/json"): s.SteerChatOutSerializer, (200, SSE): SSE_BODY,
+                          **inference_responses()},
                description="Steer a chat reply (the model's chat template). DEFAULT and STEERED each have "
                            "their own history (`defaultChatMessages`, `steeredChatMessages`); "
                            "`steer_special_tokens: false` leaves template tokens unsteered." + SSE_NOTE)
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 @handles_inference_errors
 def steer_chat(request: Request) -> Any:
@@ -143,6 +167,7 @@ def steer_chat(request: Request) -> Any:
                            "shape as /api/steer (or /api/steer-chat for chat results) plus settings, input "
                            "and features.")
 @api_view(["POST"])
+@parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
 def steer_load(request: Request) -> Response:
     """Load a shared steering result."""
