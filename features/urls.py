@@ -38,6 +38,8 @@ urlpatterns = [
     path("<slug:model_id>/<str:source_name>/<int:index>", feature.feature_page, name="feature"),
     re_path(r"^(?P<model_id>[-a-zA-Z0-9_]+)/(?P<source_name>[^/]+)/(?P<index>[0-9]+)/(?P<direction>prev|next)$",
             catalog.neighbour, name="feature-neighbour"),
+    path("<slug:model_id>/<str:source_name>/<int:index>/autointerp", feature.autointerp_action,
+         name="feature-autointerp"),
     path("<slug:model_id>/<str:source_name>/<int:index>/panel/lists", feature.lists_panel,
          name="feature-lists"),
     path("<slug:model_id>/<str:source_name>/<int:index>/panel/live", feature.live_panel,

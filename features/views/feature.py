@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -112,3 +112,31 @@ def similar_live(request: HttpRequest, model_id: str, source_name: str, index: i
                                                              f["index"]])} for f, c in rows]
     return render(request, "features/_similar_live.html",
                   {"feature": feature, "results": results, "error": error})
+
+
+@require_http_methods(["POST"])
+def autointerp_action(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
+    """Explain this feature, or score its explanations, as an autointerp job (the same batch job the
+    Celery CLI starts, for one feature). Answers the job's polled status fragment (htmx) or redirects to
+    the job page."""
+    from autointerp.batch import BatchParams  # noqa: PLC0415
+    from autointerp.services import start_autointerp_batch  # noqa: PLC0415
+
+    feature = selectors.get_feature_row(model_id, source_name, index)
+    if not request.user.is_authenticated:
+        return HttpResponse("Sign in to run autointerp.", status=403)
+    action = request.POST.get("action", "explain")
+    fields: dict[str, Any] = {
+        "action": action, "feature_ids": (feature.pk,), "concurrency": 1, "user_id": request.user.pk,
+        "explainer_type": request.POST.get("explainer_type", "np_max-act-logits"),
+        "model": (request.POST.get("model") or "smollm2-135m-instruct").strip()[:200],
+    }
+    if action == "score":
+        fields["score_types"] = (request.POST.get("score_type", "eleuther_embedding"),)
+    try:
+        job = start_autointerp_batch(params=BatchParams(**fields), requested_by=request.user)
+    except ValueError as exc:
+        return HttpResponse(f"Cannot start: {exc}", status=400)
+    if not request.htmx:
+        return redirect("jobs:job-detail", job.pk)
+    return render(request, "features/_autointerp_started.html", {"job": job, "feature": feature})
