@@ -71,11 +71,25 @@ def queue_vs_inprocess(runs: int) -> list[tuple[str, float, float]]:
     }
     rows = []
     for label, (op, payload) in ops.items():
-        local = median_ms(lambda op=op, payload=payload: tasks.OPERATIONS[op](payload), runs)
-        remote = median_ms(lambda op=op, payload=payload:
-                           inference.run_inference(demo.DEMO_MODEL_ID, op, payload), runs)
+        local, remote = paired_median_ms(
+            lambda op=op, payload=payload: tasks.OPERATIONS[op](payload),
+            lambda op=op, payload=payload: inference.run_inference(demo.DEMO_MODEL_ID, op, payload),
+            runs)
         rows.append((label, local, remote))
     return rows
+
+
+def paired_median_ms(local, remote, runs: int) -> tuple[float, float]:
+    """Alternate the two calls so both see the same background load (the machine may be shared)."""
+    local()
+    remote()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, out in ((local, samples[0]), (remote, samples[1])):
+            start = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples[0]), statistics.median(samples[1])
 
 
 def search_all_scaling(runs: int) -> list[tuple[int, float, float]]:
