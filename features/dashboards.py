@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -40,8 +41,6 @@ ACTIVATION_COLUMNS = [
     "bin_min", "bin_max", "bin_contains", "qualifying_token_index", "data_source", "data_index",
     "dfa_values", "created_at",
 ]
-ACTIVATION_TYPES = ["bigint", "varchar", "text[]", "real[]", "real", "integer", "real", "real", "real",
-                    "real", "integer", "varchar", "bigint", "real[]", "timestamptz"]
 
 
 @dataclass(frozen=True)
@@ -157,27 +156,99 @@ def _feature_rows(source: Source, result: Any, lo: int, hi: int) -> list[Feature
     return rows
 
 
-def _activation_rows(result: Any, ids: dict[int, int], lo: int, hi: int, data_source: str,
-                     now: datetime) -> Iterable[tuple[Any, ...]]:
-    per_feature = result.examples(lo, hi)
-    strings = result.token_strings({t for exs in per_feature for e in exs for t in e.token_ids})
-    for exs in per_feature:
-        for e in exs:
-            yield (ids[e.feature], "", [strings[t] for t in e.token_ids], e.values, e.max_value,
-                   e.max_value_token_index, e.min_value, e.bin_min, e.bin_max, e.bin_contains,
-                   e.qualifying_token_index, data_source, e.sequence, [], now)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_COPY_TRAILER = b"\xff\xff"
+_OID_TEXT, _OID_FLOAT4 = 25, 700
+COPY_ROWS = 8192  # examples encoded per block (bounds the temporary index arrays)
 
 
-def _copy_activations(rows: Iterable[tuple[Any, ...]]) -> int:
+def _activation_blocks(result: Any, ids: dict[int, int], lo: int, hi: int, data_source: str,
+                       now: datetime) -> Iterable[tuple[int, bytes]]:
+    """Binary-COPY blocks (PostgreSQL's binary format, one tuple per example, ACTIVATION_COLUMNS) of
+    features lo..hi-1 as (rows, bytes), built in bulk from the result's example columns: no Python
+    object per example or per token. _copy_activations adds the COPY signature and trailer."""
+    batch = result.example_batch(lo, hi)
+    if not len(batch):
+        return
+    feature_ids = np.zeros(hi - lo, dtype=np.int64)
+    for f in range(lo, hi):
+        feature_ids[f - lo] = ids[f]
+    token_ids = batch.token_ids.numpy()
+    present = np.zeros(int(token_ids.max()) + 1, dtype=bool)  # ids used, without sorting them all
+    present[token_ids.ravel()] = True
+    vocab = np.flatnonzero(present)
+    remap = np.zeros(len(present), dtype=np.int64)
+    remap[vocab] = np.arange(len(vocab))
+    inverse = remap[token_ids]
+    strings = result.token_strings(vocab.tolist())
+    encoded = [strings[int(t)].encode() for t in vocab.tolist()]
+    entries = [len(e).to_bytes(4, "big") + e for e in encoded]  # text[] element: int32 length + utf-8
+    entry_len = np.array([len(e) for e in entries], dtype=np.int64)
+    stamp = (now - _PG_EPOCH) // timedelta(microseconds=1)
+    for r0 in range(0, len(batch), COPY_ROWS):
+        rows = slice(r0, min(r0 + COPY_ROWS, len(batch)))
+        yield rows.stop - rows.start, _encode_block(
+            batch, rows, feature_ids, lo, inverse, entries, entry_len, data_source.encode(), stamp)
+
+
+def _encode_block(batch: Any, rows: slice, feature_ids: np.ndarray, lo: int, inverse: np.ndarray,
+                  entries: list[bytes], entry_len: np.ndarray, data_source: bytes, stamp: int) -> bytes:
+    inv = inverse[rows]
+    n, ctx = inv.shape
+    tok_bytes = entry_len[inv].sum(1)
+    head = np.zeros(n, dtype=np.dtype([
+        ("nfields", ">i2"), ("l_feature", ">i4"), ("feature", ">i8"), ("l_external", ">i4"),
+        ("l_tokens", ">i4"), ("ndim", ">i4"), ("flags", ">i4"), ("oid", ">i4"), ("dim", ">i4"),
+        ("lbound", ">i4")]))
+    head["nfields"], head["l_feature"] = len(ACTIVATION_COLUMNS), 8
+    head["feature"] = feature_ids[batch.feature[rows].numpy() - lo]
+    head["l_tokens"] = 20 + tok_bytes
+    head["ndim"], head["oid"], head["dim"], head["lbound"] = 1, _OID_TEXT, ctx, 1
+    fields_ = [("l_values", ">i4"), ("v_ndim", ">i4"), ("v_flags", ">i4"), ("v_oid", ">i4"),
+               ("v_dim", ">i4"), ("v_lbound", ">i4"),
+               ("values", np.dtype([("len", ">i4"), ("v", ">f4")]), (ctx,))]
+    scalars = [("max_value", ">f4"), ("max_value_token_index", ">i4"), ("min_value", ">f4"),
+               ("bin_min", ">f4"), ("bin_max", ">f4"), ("bin_contains", ">f4"),
+               ("qualifying_token_index", ">i4")]
+    for name, typ in scalars:
+        fields_ += [("l_" + name, ">i4"), (name, typ)]
+    fields_ += [("l_source", ">i4")] + ([("source", f"S{len(data_source)}")] if data_source else [])
+    fields_ += [("l_index", ">i4"), ("data_index", ">i8"), ("l_dfa", ">i4"), ("d_ndim", ">i4"),
+                ("d_flags", ">i4"), ("d_oid", ">i4"), ("l_created", ">i4"), ("created", ">i8")]
+    tail = np.zeros(n, dtype=np.dtype(fields_))
+    tail["l_values"] = 20 + 8 * ctx
+    tail["v_ndim"], tail["v_oid"], tail["v_dim"], tail["v_lbound"] = 1, _OID_FLOAT4, ctx, 1
+    tail["values"]["len"] = 4
+    tail["values"]["v"] = batch.values[rows].numpy()
+    for name, _typ in scalars:
+        tail["l_" + name] = 4
+        tail[name] = getattr(batch, name)[rows].numpy()
+    tail["l_source"] = len(data_source)
+    if data_source:
+        tail["source"] = data_source
+    tail["l_index"], tail["data_index"] = 8, batch.sequence[rows].numpy()
+    tail["l_dfa"], tail["d_oid"] = 12, _OID_FLOAT4  # an empty real[] (ndim 0)
+    tail["l_created"], tail["created"] = 8, stamp
+    hb, tb = head.tobytes(), tail.tobytes()
+    hs, ts = head.itemsize, tail.itemsize
+    get = entries.__getitem__
+    return b"".join(part for i, row in enumerate(inv.tolist()) for part in (
+        hb[i * hs:(i + 1) * hs], b"".join(map(get, row)), tb[i * ts:(i + 1) * ts]))
+
+
+def _copy_activations(blocks: Iterable[tuple[int, bytes]]) -> int:
+    """COPY binary blocks (from _activation_blocks) into the activation table; returns the rows."""
     n = 0
     table = Activation._meta.db_table
     with connection.cursor() as cursor:
-        sql = f"COPY {table} ({', '.join(ACTIVATION_COLUMNS)}) FROM STDIN"
+        sql = f"COPY {table} ({', '.join(ACTIVATION_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         with cursor.cursor.copy(sql) as copy:
-            copy.set_types(ACTIVATION_TYPES)
-            for row in rows:
-                copy.write_row(row)
-                n += 1
+            copy.write(_COPY_SIGNATURE)
+            for rows, block in blocks:
+                copy.write(block)
+                n += rows
+            copy.write(_COPY_TRAILER)
     return n
 
 
@@ -197,7 +268,7 @@ def write_dashboards(*, source: Source, result: Any, dataset: str, context_size:
         Activation.objects.filter(feature__source=source, creator__isnull=True).delete()
         for lo in range(0, result.d_sae, FEATURE_BATCH):
             hi = min(lo + FEATURE_BATCH, result.d_sae)
-            n_acts += _copy_activations(_activation_rows(result, ids, lo, hi, GENERATED_DATA_SOURCE, now))
+            n_acts += _copy_activations(_activation_blocks(result, ids, lo, hi, GENERATED_DATA_SOURCE, now))
         Eval.objects.update_or_create(source=source, type=CORE_EVAL,
                                       defaults={"output": _json_safe(result.evals),
                                                 "detailed": {"dataset": dataset}})

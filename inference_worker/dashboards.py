@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -504,6 +505,40 @@ class Example:
     bin_contains: float  # share of non-zero activations in the bin; -1 for the top group
 
 
+@dataclass(frozen=True)
+class ExampleBatch:
+    """Examples of a range of features as columns (one row per example, ordered by feature): what
+    bulk writers use directly; ``to_examples`` gives the same rows as Example objects."""
+
+    feature: Tensor  # [n] int64
+    sequence: Tensor  # [n] int64
+    token_ids: Tensor  # [n, ctx] int32
+    values: Tensor  # [n, ctx] float32, rounded to round_digits
+    max_value: Tensor  # [n] float32
+    max_value_token_index: Tensor  # [n] int64
+    min_value: Tensor
+    qualifying_token_index: Tensor
+    bin_min: Tensor  # float32; -1 for the top group
+    bin_max: Tensor
+    bin_contains: Tensor
+
+    def __len__(self) -> int:
+        return len(self.feature)
+
+    def to_examples(self, lo: int, hi: int) -> list[list[Example]]:
+        out: list[list[Example]] = [[] for _ in range(hi - lo)]
+        cols = (self.feature, self.sequence, self.token_ids, self.values, self.max_value,
+                self.max_value_token_index, self.min_value, self.qualifying_token_index, self.bin_min,
+                self.bin_max, self.bin_contains)
+        for f, seq, ids, vals, mx, arg, mn, q, bmin, bmax, bc in zip(*(c.tolist() for c in cols),
+                                                                     strict=True):
+            out[f - lo].append(Example(
+                feature=f, sequence=seq, token_ids=ids, values=vals, max_value=mx,
+                max_value_token_index=arg, min_value=mn, qualifying_token_index=q, bin_min=bmin,
+                bin_max=bmax, bin_contains=bc))
+        return out
+
+
 @dataclass
 class DashboardResult:
     """Finalized per-feature statistics (tensors indexed by feature) and lazy examples."""
@@ -528,12 +563,16 @@ class DashboardResult:
     umap_xy: Tensor | None
     umap_cluster: Tensor | None
     evals: dict[str, Any]
-    examples_fn: Callable[[int, int], list[list[Example]]] = field(repr=False)
+    example_batch_fn: Callable[[int, int], ExampleBatch] = field(repr=False)
     token_string_fn: Callable[[Iterable[int]], dict[int, str]] = field(repr=False)
+
+    def example_batch(self, lo: int, hi: int) -> ExampleBatch:
+        """Examples of features lo..hi-1 as columns (for bulk writes)."""
+        return self.example_batch_fn(lo, hi)
 
     def examples(self, lo: int, hi: int) -> list[list[Example]]:
         """Examples of features lo..hi-1 (top group first, then interval bins from the highest)."""
-        return self.examples_fn(lo, hi)
+        return self.example_batch_fn(lo, hi).to_examples(lo, hi)
 
     def token_strings(self, ids: Iterable[int]) -> dict[int, str]:
         return self.token_string_fn(ids)
@@ -571,7 +610,7 @@ def finalize(gen: DashboardGenerator) -> DashboardResult:
         d_sae=st.d_sae, context_size=st.context_size, n_seqs=st.n_seqs, n_tokens=st.n_tokens,
         count=count, frac_nonzero=count.double() / max(st.n_tokens, 1), max_act=max_act, is_dead=dead,
         freq_hist=freq_hist, **logits, cos_indices=cos_idx, cos_values=cos_val, umap_xy=umap_xy,
-        umap_cluster=clusters, evals=_evals(gen), examples_fn=examples_fn,
+        umap_cluster=clusters, evals=_evals(gen), example_batch_fn=examples_fn.batch,
         token_string_fn=examples_fn.token_strings)
 
 
@@ -609,9 +648,14 @@ def _quantile_bins(st: DashboardState, cfg: DashboardConfig, width: Tensor, n_us
 
 
 def _logit_stats(gen: DashboardGenerator) -> dict[str, Tensor]:
-    """Top ± logits of W_dec @ W_U and the histogram of each feature's logit effects."""
+    """Top ± logits of W_dec @ W_U and the histogram of each feature's logit effects.
+
+    The [d_sae, vocab] matrix is never held whole: it is computed ``max_elements`` at a time and each
+    row is reduced while it is in cache, in one pass for the top/bottom n (by insertion) and one for
+    the histogram (numba, parallel over rows). Without numba the same statistics come from torch.
+    """
     cfg, model, w_dec = gen.cfg, gen.model, gen.source.W_dec
-    d, n, nb = w_dec.shape[0], cfg.n_logits, cfg.logit_hist_bins
+    d, nb = w_dec.shape[0], cfg.logit_hist_bins
     out = {"pos_ids": torch.zeros(d, 0, dtype=torch.long), "pos_values": torch.zeros(d, 0),
            "neg_ids": torch.zeros(d, 0, dtype=torch.long), "neg_values": torch.zeros(d, 0),
            "logit_hist_heights": torch.zeros(d, 0), "logit_hist_values": torch.zeros(d, 0)}
@@ -619,22 +663,82 @@ def _logit_stats(gen: DashboardGenerator) -> dict[str, Tensor]:
     if w_u is None or w_dec.shape[1] != w_u.shape[0]:
         return out  # not in the residual stream (e.g. hook_z): no direct logit effect
     vocab = w_u.shape[1]
-    n = min(n, vocab)
+    n = min(cfg.n_logits, vocab)
+    k = max(n, 1)  # the histogram needs each row's min and max even when no logits are listed
+    kernel = _logit_kernel()
     chunk = max(1, cfg.max_elements // vocab)
-    parts: dict[str, list[Tensor]] = {k: [] for k in out}
+    pos_v, neg_v = torch.empty(d, k), torch.empty(d, k)
+    pos_i, neg_i = torch.empty(d, k, dtype=torch.long), torch.empty(d, k, dtype=torch.long)
+    heights = torch.zeros(d, nb, dtype=torch.int64)
     for lo in range(0, d, chunk):
-        logits = (w_dec[lo:lo + chunk].to(w_u.dtype) @ w_u).float().cpu()  # [c, vocab]
-        pv, pi = logits.topk(n, dim=1)
-        nv, ni = logits.topk(n, dim=1, largest=False)
-        mn, mx = logits.min(1).values, logits.max(1).values
-        step = ((mx - mn) / nb).clamp(min=1e-12)
-        idx = ((logits - mn[:, None]) / step[:, None]).floor().clamp(0, nb - 1).long()
-        heights = torch.zeros(len(logits), nb).scatter_add_(1, idx, torch.ones_like(logits))
-        centers = mn[:, None] + (torch.arange(nb)[None, :] + 0.5) * step[:, None]
-        for key, val in (("pos_ids", pi), ("pos_values", pv), ("neg_ids", ni), ("neg_values", nv),
-                         ("logit_hist_heights", heights), ("logit_hist_values", centers)):
-            parts[key].append(val)
-    return {k: torch.cat(v) for k, v in parts.items()}
+        hi = min(lo + chunk, d)
+        logits = (w_dec[lo:hi].to(w_u.dtype) @ w_u).detach().float().cpu().contiguous()  # [c, vocab]
+        if kernel is not None:
+            kernel(logits.numpy(), k, nb, pos_v[lo:hi].numpy(), pos_i[lo:hi].numpy(),
+                   neg_v[lo:hi].numpy(), neg_i[lo:hi].numpy(), heights[lo:hi].numpy())
+            continue
+        pos_v[lo:hi], pos_i[lo:hi] = logits.topk(k, dim=1)
+        neg_v[lo:hi], neg_i[lo:hi] = logits.topk(k, dim=1, largest=False)
+        mn = neg_v[lo:hi, :1]
+        step = ((pos_v[lo:hi, :1] - mn) / nb).clamp(min=1e-12)
+        idx = logits.sub_(mn).div_(step).floor_().clamp_(0, nb - 1).long()
+        heights[lo:hi] = torch.zeros(hi - lo, nb, dtype=torch.int64).scatter_add_(
+            1, idx, torch.ones_like(idx))
+    step = ((pos_v[:, 0] - neg_v[:, 0]) / nb).clamp(min=1e-12)
+    centers = neg_v[:, :1] + (torch.arange(nb)[None, :] + 0.5) * step[:, None]
+    return {"pos_ids": pos_i[:, :n], "pos_values": pos_v[:, :n], "neg_ids": neg_i[:, :n],
+            "neg_values": neg_v[:, :n], "logit_hist_heights": heights.float(),
+            "logit_hist_values": centers}
+
+
+def _logit_rows(logits: Any, k: int, nb: int, pv: Any, pi: Any, nv: Any, ni: Any,
+                heights: Any) -> None:  # pragma: no cover - compiled by numba
+    """Per row of a float32 [c, vocab] array: the k largest / smallest values (ties: lower index
+    first) and the ``nb``-bin histogram over [min, max] with torch's float32 arithmetic."""
+    c, vocab = logits.shape
+    for r in numba_prange(c):
+        row = logits[r]
+        for j in range(k):
+            pv[r, j], pi[r, j], nv[r, j], ni[r, j] = -np.inf, -1, np.inf, -1
+        for j in range(vocab):
+            x = row[j]
+            if x > pv[r, k - 1]:
+                p = k - 1
+                while p > 0 and pv[r, p - 1] < x:
+                    pv[r, p], pi[r, p] = pv[r, p - 1], pi[r, p - 1]
+                    p -= 1
+                pv[r, p], pi[r, p] = x, j
+            if x < nv[r, k - 1]:
+                p = k - 1
+                while p > 0 and nv[r, p - 1] > x:
+                    nv[r, p], ni[r, p] = nv[r, p - 1], ni[r, p - 1]
+                    p -= 1
+                nv[r, p], ni[r, p] = x, j
+        mn = np.float32(nv[r, 0])
+        step = np.float32(np.float32(pv[r, 0]) - mn) / np.float32(nb)
+        if step < np.float32(1e-12):
+            step = np.float32(1e-12)
+        for j in range(vocab):
+            b = np.floor(np.float32(row[j] - mn) / step)
+            heights[r, min(max(int(b), 0), nb - 1)] += 1
+
+
+numba_prange = range
+_KERNELS: dict[str, Any] = {}
+
+
+def _logit_kernel() -> Callable[..., None] | None:
+    """``_logit_rows`` compiled by numba (cached on disk), or None without numba."""
+    if "logits" not in _KERNELS:
+        try:
+            import numba  # noqa: PLC0415
+        except ImportError:  # pragma: no cover
+            _KERNELS["logits"] = None
+        else:
+            global numba_prange
+            numba_prange = numba.prange
+            _KERNELS["logits"] = numba.njit(parallel=True, cache=True)(_logit_rows)
+    return _KERNELS["logits"]
 
 
 def _cos_sim(w_dec: Float[Tensor, "d d_in"], cfg: DashboardConfig) -> tuple[Tensor, Tensor]:
@@ -719,33 +823,33 @@ class _ExampleBuilder:
             self._strings.update(vocab_strings(self.tokenizer, missing))
         return {int(i): self._strings.get(int(i), f"<{int(i)}>") for i in ids}
 
-    def __call__(self, lo: int, hi: int) -> list[list[Example]]:
+    def batch(self, lo: int, hi: int) -> ExampleBatch:
+        """Examples of features lo..hi-1 as columns, ordered by feature, then the top group (by
+        max value) and the interval bins from the highest (by sampling key)."""
         b = self.bins
         tv, tt = self.top_val[lo:hi], self.top_tok[lo:hi]
         tf, tk = (tv > -_INF).nonzero(as_tuple=True)
         in_range = (b.sample_feat >= lo) & (b.sample_feat < hi)
         sf, sb, stok = b.sample_feat[in_range], b.sample_bin[in_range], b.sample_tok[in_range]
         feats = torch.cat([tf + lo, sf])
-        toks = torch.cat([tt[tf, tk], stok])
-        bmin = torch.cat([torch.full((len(tf),), -1.0), b.bin_min[sf, sb].float()])
-        bmax = torch.cat([self.max_act[tf + lo], b.bin_max[sf, sb].float()])
-        bcont = torch.cat([torch.full((len(tf),), -1.0), b.share[sf, sb].float()])
-        dense = self._values(feats, toks // self.ctx)
-        out: list[list[Example]] = [[] for _ in range(hi - lo)]
-        if not len(feats):
-            return out
-        mx, arg = dense.max(dim=1)
-        mn = dense.min(dim=1).values
-        rounded = torch.round(dense, decimals=self.digits).tolist()
-        seqs = (toks // self.ctx).tolist()
-        token_rows = self.tokens[toks // self.ctx].tolist()
-        for i, (f, seq, q) in enumerate(zip(feats.tolist(), seqs, (toks % self.ctx).tolist(), strict=True)):
-            out[f - lo].append(Example(
-                feature=f, sequence=seq, token_ids=token_rows[i], values=rounded[i],
-                max_value=float(mx[i]), max_value_token_index=int(arg[i]), min_value=float(mn[i]),
-                qualifying_token_index=q, bin_min=float(bmin[i]), bin_max=float(bmax[i]),
-                bin_contains=float(bcont[i])))
-        return out
+        order = torch.argsort(feats, stable=True)  # top group first within each feature
+        feats = feats[order]
+        toks = torch.cat([tt[tf, tk], stok])[order]
+        bmin = torch.cat([torch.full((len(tf),), -1.0), b.bin_min[sf, sb].float()])[order]
+        bmax = torch.cat([self.max_act[tf + lo], b.bin_max[sf, sb].float()])[order]
+        bcont = torch.cat([torch.full((len(tf),), -1.0), b.share[sf, sb].float()])[order]
+        seqs = toks // self.ctx
+        dense = self._values(feats, seqs)
+        mx, arg = dense.max(dim=1) if len(feats) else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        mn = dense.min(dim=1).values if len(feats) else torch.zeros(0)
+        return ExampleBatch(
+            feature=feats, sequence=seqs, token_ids=self.tokens[seqs],
+            values=torch.round(dense, decimals=self.digits), max_value=mx, max_value_token_index=arg,
+            min_value=mn, qualifying_token_index=toks % self.ctx, bin_min=bmin, bin_max=bmax,
+            bin_contains=bcont)
+
+    def __call__(self, lo: int, hi: int) -> list[list[Example]]:
+        return self.batch(lo, hi).to_examples(lo, hi)
 
     def _values(self, feats: Tensor, seqs: Tensor) -> Float[Tensor, "n ctx"]:
         """Per-token values of feature feats[i] over sequence seqs[i], from the sorted sparse keys."""

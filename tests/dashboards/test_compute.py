@@ -169,3 +169,16 @@ def test_clean_token_removes_bpe_artifacts() -> None:
     assert clean_token("Ġhello") == " hello"
     assert clean_token("ĊĊ") == "\n\n"
     assert clean_token("▁world") == " world"
+
+
+def test_logit_stats_numba_kernel_matches_torch(tiny_model: Any, id_source: Any, sequences: Any,
+                                               monkeypatch: Any) -> None:
+    """The compiled one-pass logit kernel and the torch fallback give identical statistics."""
+    from inference_worker import dashboards as dash
+
+    gen = DashboardGenerator(tiny_model, id_source, sequences.shape[1], CFG)
+    fast = dash._logit_stats(gen)
+    monkeypatch.setitem(dash._KERNELS, "logits", None)
+    slow = dash._logit_stats(gen)
+    for key in fast:
+        assert torch.equal(fast[key], slow[key]), key

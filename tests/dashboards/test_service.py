@@ -144,3 +144,36 @@ def test_admin_action_creates_a_job_and_redirects(source_row: Source, admin_clie
     assert resp["Location"] == f"/jobs/{job.id}/"
     assert sent == [job]
     assert (job.model_id_ref, job.source_ref, job.status) == ("tiny", "0-id", JobStatus.QUEUED)
+
+
+def test_bulk_copy_rows_match_the_examples_exactly(source_row: Source, result: Any) -> None:
+    """The binary COPY writer (built from columns) stores exactly what the Example objects say."""
+    service.write_dashboards(source=source_row, result=result, dataset="x", context_size=32)
+    examples = result.examples(0, result.d_sae)
+    expected = []
+    for exs in examples:
+        strings = result.token_strings({t for e in exs for t in e.token_ids})
+        expected += [(e.feature, e.sequence, [strings[t] for t in e.token_ids], e.values, e.max_value,
+                      e.max_value_token_index, e.min_value, e.bin_min, e.bin_max, e.bin_contains,
+                      e.qualifying_token_index) for e in exs]
+    got = list(Activation.objects.filter(feature__source=source_row).order_by("id").values_list(
+        "feature__index", "data_index", "tokens", "values", "max_value", "max_value_token_index",
+        "min_value", "bin_min", "bin_max", "bin_contains", "qualifying_token_index"))
+    assert _as_float32(got) == _as_float32(expected)  # real columns: compare as float32
+    row = Activation.objects.filter(feature__source=source_row).first()
+    assert (row.external_id, row.data_source, row.dfa_values) == ("", "generated", [])
+    assert abs((row.created_at - Feature.objects.get(pk=row.feature_id).source.updated_at)
+               .total_seconds()) < 1
+
+
+def _as_float32(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    import numpy as np
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, float):
+            return float(np.float32(v))
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        return v
+
+    return [tuple(conv(v) for v in row) for row in rows]
