@@ -191,14 +191,19 @@ def search_explanations(
     queryset = search_queryset(
         vector.tolist(), embedder=spec.name, scope=scope or SearchScope(), user=user, filters=filters
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        if exact:
+    if exact:  # a planner switch: local to a transaction so it cannot leak to other queries
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")
-        else:
-            ef = ef_search or min(1000, max(100, 2 * (offset + limit + 1)))
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-            cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-            cursor.execute("SET LOCAL hnsw.max_scan_tuples = 100000")
+            rows = list(queryset[offset : offset + limit + 1])
+    else:
+        ef = ef_search or min(1000, max(100, 2 * (offset + limit + 1)))
+        # hnsw.* settings only steer HNSW scans, which all come through here and set them first, so they
+        # are set per session (SET, not SET LOCAL): no BEGIN/COMMIT, two round trips instead of six.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SET hnsw.ef_search = {int(ef)}; SET hnsw.iterative_scan = strict_order; "
+                "SET hnsw.max_scan_tuples = 100000"
+            )
         rows = list(queryset[offset : offset + limit + 1])
     return SearchPage(
         hits=_hits(rows[:limit]), offset=offset, limit=limit, has_more=len(rows) > limit, embedder=spec.name

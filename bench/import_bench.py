@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DB_NAME = "np_import_bench"
 CHUNK = 65_000
+EXPLANATION_CHUNK = 10_000
+TARGET_SECONDS, TARGET_SPEEDUP = 180.0, 3.0
 
 
 def _setup_database(keep: bool) -> None:
@@ -100,6 +102,8 @@ def _ours(root: Path) -> tuple[dict[str, float], float]:
                            on_step=on_step)
     wall = time.monotonic() - t0
     assert result["ok"], result
+    # the HNSW rebuild after the explanation files is part of loading them
+    seconds["explanations"] += sum(result.get("index_seconds", {}).values())
     return seconds, wall
 
 
@@ -150,7 +154,10 @@ BASELINE_SQL = {
 
 
 def _baseline(root: Path) -> tuple[dict[str, float], float]:
-    from django.db import connection, transaction
+    """Neuronpedia's import (§5.2): whole gunzipped files in memory, sequentially; each chunk of lines sent
+    as one JSON array; features and activations per file in 65,000-line chunks, explanations accumulated
+    across files into 10,000-row inserts; `work_mem = 2GB`; NUL characters removed; autocommit."""
+    from django.db import connection
 
     from features.models import Source
 
@@ -159,17 +166,30 @@ def _baseline(root: Path) -> tuple[dict[str, float], float]:
     seconds = {}
     t_all = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute("SET work_mem = '512MB'")
-    for kind, sql in BASELINE_SQL.items():
+        cursor.execute("SET work_mem = '2GB'")
+
+    def insert(kind: str, lines: list[str]) -> None:
+        payload = "[" + ",".join(lines) + "]"
+        params = [source_id, payload] if kind == "features" else [payload, source_id]
+        with connection.cursor() as cursor:  # autocommit: one statement, one transaction
+            cursor.execute(BASELINE_SQL[kind], params)
+
+    for kind in BASELINE_SQL:
         t0 = time.monotonic()
         files = sorted((folder / kind).glob("batch-*.jsonl.gz"), key=lambda p: int(p.name.split("-")[1][:-9]))
+        pending: list[str] = []
         for path in files:
             lines = gzip.decompress(path.read_bytes()).decode().replace("\\u0000", "").splitlines()
+            if kind == "explanations":
+                pending.extend(lines)
+                while len(pending) >= EXPLANATION_CHUNK:
+                    insert(kind, pending[:EXPLANATION_CHUNK])
+                    del pending[:EXPLANATION_CHUNK]
+                continue
             for start in range(0, len(lines), CHUNK):
-                payload = "[" + ",".join(lines[start:start + CHUNK]) + "]"
-                params = [source_id, payload] if kind == "features" else [payload, source_id]
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(sql, params)
+                insert(kind, lines[start:start + CHUNK])
+        if pending:
+            insert(kind, pending)
         seconds[kind] = time.monotonic() - t0
     return seconds, time.monotonic() - t_all
 
@@ -210,7 +230,17 @@ def main() -> None:
     print(f"| {'whole source':<12} | {total:>9,} | {ours_wall:>7.1f} | {total / ours_wall:>11,.0f} | "
           + (f"{base_wall:>20.1f} | {total / base_wall:>15,.0f} | {base_wall / ours_wall:>7.1f}x |" if base_wall
              else f"{'-':>20} | {'-':>15} | {'-':>8} |"))
-
+    print("\n(ours: metadata, verification and the HNSW index rebuild included in the whole source; the rebuild "
+          "is counted in explanations)")
+    fast = ours_wall < TARGET_SECONDS
+    line = f"target: whole source < {TARGET_SECONDS:.0f} s: {'met' if fast else 'MISSED'} ({ours_wall:.1f} s)"
+    if base_wall:
+        faster = base_wall / ours_wall >= TARGET_SPEEDUP
+        line += (f"; >= {TARGET_SPEEDUP:.0f}x the baseline: {'met' if faster else 'MISSED'} "
+                 f"({base_wall / ours_wall:.1f}x) -> target {'MET' if fast and faster else 'MISSED'}")
+    else:
+        line += "; baseline skipped (--skip-baseline): speed-up not measured"
+    print(line)
 
 if __name__ == "__main__":
     main()

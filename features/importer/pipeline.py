@@ -3,20 +3,26 @@ file by file (each its own transaction and checkpoint), then verify the counts."
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from features.importer.errors import ImportSourceError
+from features.importer.errors import ImportFileError, ImportSourceError
+from features.importer.hnsw import IndexPlan
 from features.importer.layout import BATCH_KINDS, CONFIG_FILES, batch_number
 from features.importer.loader import SourceContext, is_current, load_batch_file
 from features.importer.metadata import load_config_file, load_source_metadata
+from features.importer.reader import iter_records
+from features.importer.rows import EMBEDDER_BY_WIDTH
 from features.importer.storage import HttpStore, LocalStore, RemoteFile, sha256_of
 from features.importer.verify import verify_source
-from features.models import ImportedFile
+from features.models import ImportedFile, ImportedFileStatus
 
 Store = LocalStore | HttpStore
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,59 @@ def plan_source(store: Store, model_id: str, source_name: str) -> list[tuple[str
     return plan
 
 
+def pending_explanation_files(plan: list[tuple[str, RemoteFile]], force: bool) -> int:
+    """Explanation files this import will probably load: those without a finished checkpoint of the same
+    size (all of them with `force`). Decides, with a sample of the first one, the HNSW plan."""
+    paths = {remote.path: remote for kind, remote in plan if kind == "explanations"}
+    done = {} if force else dict(ImportedFile.objects.filter(
+        path__in=list(paths), status=ImportedFileStatus.DONE).values_list("path", "size"))
+    return sum(1 for path, remote in paths.items()
+               if path not in done or (remote.size is not None and done[path] != remote.size))
+
+
+def embedded_rows(handle: BinaryIO, path: str) -> Counter[str]:
+    """Rows with an embedding per embedder in one explanation file (named, or known by its width);
+    rewinds the handle. Bad rows are left to the loader, which reports them."""
+    counts: Counter[str] = Counter()
+    try:
+        for _, record in iter_records(handle, path):
+            embedding = record.get("embedding")
+            if isinstance(embedding, list) and embedding:
+                name = record.get("embedder") or EMBEDDER_BY_WIDTH.get(len(embedding))
+                if isinstance(name, str):
+                    counts[name] += 1
+    except ImportFileError:
+        pass
+    handle.seek(0)
+    return counts
+
+
 def import_source(store: Store, model_id: str, source_name: str, plan: list[tuple[str, RemoteFile]], *,
                   job_id: int | None = None, force: bool = False,
                   on_step: OnStep | None = None) -> dict[str, Any]:
     """Import one source; returns its verification. Safe to re-run: unchanged files are skipped."""
+    started = time.monotonic()
+    indexes = IndexPlan(pending_files=pending_explanation_files(plan, force))
+    indexes.start()
+    try:
+        result = _import_files(store, model_id, source_name, plan, indexes, job_id=job_id, force=force,
+                               on_step=on_step)
+    except BaseException:
+        try:
+            indexes.finish()
+        except Exception:  # the import's own error matters more; the next import builds the index
+            log.exception("could not rebuild the explanation embedding indexes")
+        raise
+    indexes.finish()
+    if indexes.seconds:
+        result["index_seconds"] = indexes.seconds
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
+def _import_files(store: Store, model_id: str, source_name: str, plan: list[tuple[str, RemoteFile]],
+                  indexes: IndexPlan, *, job_id: int | None, force: bool,
+                  on_step: OnStep | None) -> dict[str, Any]:
     started = time.monotonic()
     source, changed = load_source_metadata(store, model_id, source_name, job_id)
     if on_step:
@@ -61,14 +116,16 @@ def import_source(store: Store, model_id: str, source_name: str, plan: list[tupl
         t0 = time.monotonic()
         with store.fetch(remote.path) as handle:
             sha, size = sha256_of(handle)
-            stats = None if is_current(remote.path, sha) else load_batch_file(
-                ctx, kind, remote.path, handle, sha256=sha, size=size)
+            stats = None
+            if not is_current(remote.path, sha):
+                if kind == "explanations" and not indexes.decided:
+                    indexes.before_explanations(embedded_rows(handle, remote.path))
+                stats = load_batch_file(ctx, kind, remote.path, handle, sha256=sha, size=size)
         imported, skipped = (imported + 1, skipped) if stats else (imported, skipped + 1)
         if on_step:
             on_step(Step(remote.path, stats.rows_written if stats else None, time.monotonic() - t0))
     result = verify_source(source, [remote.path for _, remote in plan])
     result["files"] = {"total": len(plan), "imported": imported, "skipped": skipped}
-    result["seconds"] = round(time.monotonic() - started, 2)
     return result
 
 

@@ -8,7 +8,18 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import orjson
+
 from features.importer.errors import ImportFileError
+
+
+def _loads(raw: bytes) -> Any:
+    """orjson (about twice as fast); anything it refuses goes through the standard library, which decides
+    (NaN and Infinity, integers beyond 64 bits, lone surrogates) and words the error."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def iter_records(handle: BinaryIO, path: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -20,7 +31,7 @@ def iter_records(handle: BinaryIO, path: str) -> Iterator[tuple[int, dict[str, A
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw)
+                record = _loads(raw)
             except ValueError as exc:
                 detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc
                 raise ImportFileError(path, f"invalid JSON: {detail}", line_no) from None

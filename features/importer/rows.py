@@ -89,10 +89,11 @@ def to_ints(key: str, value: Any) -> list[int]:
 def to_strs(key: str, value: Any) -> list[str]:
     if type(value) is not list:
         raise _wrong(key, "a list of strings", value)
-    for v in value:
-        if type(v) is not str:
-            raise _wrong(key, "a list of strings", v)
-    return [v.replace("\x00", "") for v in value] if any("\x00" in v for v in value) else value
+    try:
+        joined = "".join(value)  # one C loop: TypeError unless every item is a string
+    except TypeError:
+        raise _wrong(key, "a list of strings", next(v for v in value if not isinstance(v, str))) from None
+    return [v.replace("\x00", "") for v in value] if "\x00" in joined else value
 
 
 def to_vector(key: str, value: Any) -> bytes:

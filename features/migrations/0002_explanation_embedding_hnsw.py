@@ -1,25 +1,22 @@
 """One partial HNSW (cosine) index per known embedder, on `embedding::vector(d)`.
 
 The embedding column is an untyped `vector` because embedders differ in width; queries cast the column
-the same way (features/selectors.py) so the planner can use these indexes.
+the same way (features/selectors.py) so the planner can use these indexes. The SQL lives in
+features/importer/hnsw.py, shared with the importer (which rebuilds an index after a bulk load).
 """
 
 from django.db import migrations
 
 from features.embedders_registry import EMBEDDERS
+from features.importer.hnsw import create_index_sql, drop_index_sql
 
 
 def _create_sql() -> list[str]:
-    return [
-        f'CREATE INDEX IF NOT EXISTS {spec.index_name} ON features_explanation USING hnsw '
-        f"((embedding::vector({spec.dimensions})) vector_cosine_ops) "
-        f"WITH (m = 16, ef_construction = 64) WHERE embedder = '{spec.name}'"
-        for spec in EMBEDDERS.values()
-    ]
+    return [create_index_sql(spec) for spec in EMBEDDERS.values()]
 
 
 def _drop_sql() -> list[str]:
-    return [f"DROP INDEX IF EXISTS {spec.index_name}" for spec in EMBEDDERS.values()]
+    return [drop_index_sql(spec) for spec in EMBEDDERS.values()]
 
 
 class Migration(migrations.Migration):
