@@ -18,6 +18,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("django"):
         return
+    _retry_flush_on_deadlock()
     from neuronpedia.lib.env import ConfigError
     from neuronpedia.lib.preflight import ensure_services
 
@@ -25,6 +26,33 @@ def pytest_configure(config: pytest.Config) -> None:
         ensure_services()
     except ConfigError as exc:
         raise pytest.UsageError(f"services unavailable: {exc}") from None
+
+
+def _retry_flush_on_deadlock() -> None:
+    """Transactional tests end with a TRUNCATE of every table. Processes outside the test (the inference
+    worker re-registering, a live-server request still in flight) can take locks on two of those tables in
+    the other order, and PostgreSQL then aborts the TRUNCATE as a deadlock victim. The victim's work is
+    rolled back, so the flush is simply run again."""
+    import time
+
+    from django.core.management.base import CommandError
+    from django.db import OperationalError
+    from django.test.testcases import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self: TransactionTestCase) -> None:
+        for attempt in range(5):
+            try:
+                return original(self)
+            except CommandError as exc:
+                deadlock = isinstance(exc.__cause__, OperationalError) and "deadlock" in str(exc.__cause__)
+                if not deadlock or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)
