@@ -40,13 +40,18 @@ def get_source(model_id: str, source_name: str) -> Source:
     return source
 
 
+DASHBOARD_ACTIVATION_FIELDS = ("id", "feature_id", "tokens", "values", "max_value", "max_value_token_index",
+                               "bin_min", "bin_max", "bin_contains")  # what the dashboard shows
+
+
 def get_feature(model_id: str, source_name: str, index: int) -> Feature:
     """The feature page in three indexed queries: feature (+source, model) by the unique
     (source, index) key, its activations by (feature, -max_value), its explanations with scores."""
     feature = (
         Feature.objects.select_related("source__model", "source__source_set")
         .prefetch_related(
-            Prefetch("activations", queryset=Activation.objects.order_by("-max_value")),
+            Prefetch("activations", queryset=Activation.objects.only(*DASHBOARD_ACTIVATION_FIELDS)
+                     .order_by("-max_value")),
             Prefetch("explanations", queryset=Explanation.objects.defer("embedding")
                      .select_related("type", "explanation_model")
                      .prefetch_related(Prefetch("scores", queryset=ExplanationScore.objects

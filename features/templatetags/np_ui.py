@@ -18,9 +18,15 @@ def tokens(activation: Any, scale: float | None = None) -> SafeString:
     return mark_safe(present.tokens_html(activation.tokens, activation.values, scale))  # noqa: S308
 
 
-@register.inclusion_tag("_partials/histogram.html")
-def histogram_svg(values: Any, heights: Any, title: str, kind: str = "density") -> dict[str, Any]:
-    return {"hist": present.histogram(values or [], heights or []), "title": title, "kind": kind}
+@register.simple_tag
+def activation_rows(items: Any, scale: float | None) -> SafeString:
+    """`{% activation_rows group.items scale %}`: a bin group's examples with coloured tokens."""
+    return mark_safe(present.activations_html(items, scale))  # noqa: S308
+
+
+@register.simple_tag
+def histogram_svg(values: Any, heights: Any, title: str, kind: str = "density") -> SafeString:
+    return mark_safe(present.histogram_html(values or [], heights or [], title, kind))  # noqa: S308
 
 
 @register.filter
@@ -37,16 +43,9 @@ def cluster_colour(cluster: int) -> str:
 
 
 @register.filter
-def score_table(details: Any) -> dict[str, Any]:
-    columns, rows, facts = present.score_columns(details if isinstance(details, dict) else {})
-    return {"columns": columns, "rows": rows, "facts": facts}
-
-
-@register.filter
-def get_item(mapping: Any, key: Any) -> Any:
-    if isinstance(mapping, dict):
-        return mapping.get(key, "")
-    return ""
+def score_details(details: Any) -> SafeString:
+    """`{{ score.json_details|score_details }}`: facts and the per-example breakdown table."""
+    return mark_safe(present.score_details_html(details))  # noqa: S308
 
 
 @register.filter
