@@ -13,7 +13,7 @@ sources PRIVATE, so ~10% of rows are invisible to an anonymous user) with `--emb
 random centres. Each row is its centre plus a within-cluster variation in a cluster-specific 16-d
 subspace plus small isotropic noise (sentence embeddings have a low intrinsic dimension); queries are
 fresh draws from the same mixture. Rows are bulk-loaded with binary COPY into the migrated schema, then
-the embedder's partial HNSW index (the migration's exact definition) is built after loading with
+the embedder's partial HNSW index (the latest migration's exact definition) is built after loading with
 `--maintenance-work-mem`. Each query runs `autointerp.search.search_explanations` with a vector (so no
 query embedding; the real ORM query with visibility and scope filters, SET LOCAL hnsw settings in a
 transaction) per scope, timed end to end in Python; recall@20 compares its ids with the same call with
@@ -177,12 +177,11 @@ def copy_explanations(feature_ids: np.ndarray, vectors: np.ndarray, embedder: st
 
 
 def build_index(spec: Any, maintenance_work_mem: str) -> float:
-    from importlib import import_module
-
     from django.db import connection
 
-    migration = import_module("features.migrations.0002_explanation_embedding_hnsw")
-    sql = next(s for s in migration._create_sql() if spec.index_name in s)
+    from features.importer.hnsw import create_index_sql
+
+    sql = create_index_sql(spec)
     with connection.cursor() as cursor:
         cursor.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
         cursor.execute("SET max_parallel_maintenance_workers = 2")
@@ -198,6 +197,7 @@ def search_part(args: argparse.Namespace, rng: np.random.Generator) -> None:
 
     from autointerp.search import SearchScope, search_explanations
     from features.embedders_registry import EMBEDDERS, embedder_spec
+    from features.importer.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M
     from features.models import ExplanationModel, ExplanationType, Feature
 
     spec = embedder_spec(args.embedder)
@@ -222,7 +222,7 @@ def search_part(args: argparse.Namespace, rng: np.random.Generator) -> None:
         copy_explanations(ids, vectors, spec.name)
     timings["explanations COPY"] = time.perf_counter() - started
     del vectors
-    timings[f"HNSW build (m=16, ef_c=64, mwm {args.maintenance_work_mem})"] = build_index(spec, args.maintenance_work_mem)
+    timings[f"HNSW build (m={HNSW_M}, ef_c={HNSW_EF_CONSTRUCTION}, mwm {args.maintenance_work_mem})"] = build_index(spec, args.maintenance_work_mem)
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")

@@ -12,7 +12,8 @@ from features.importer.hnsw import create_index_sql, drop_index_sql
 
 
 def _create_sql() -> list[str]:
-    return [create_index_sql(spec) for spec in EMBEDDERS.values()]
+    """As first shipped: pgvector's default graph parameters (0004 rebuilds with denser graphs)."""
+    return [create_index_sql(spec, m=16, ef_construction=64) for spec in EMBEDDERS.values()]
 
 
 def _drop_sql() -> list[str]:

@@ -29,7 +29,7 @@ from neuronpedia.lib.jobs import JobStatus
 SPEC = SyntheticSpec(num_features=12, acts_per_feature=3, context=8, batch_size=4)
 MIGRATION_SQL = (
     "CREATE INDEX IF NOT EXISTS explanation_emb_oai256_hnsw ON features_explanation USING hnsw "
-    "((embedding::vector(256)) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
+    "((embedding::vector(256)) vector_cosine_ops) WITH (m = 32, ef_construction = 128) "
     "WHERE embedder = 'text-embedding-3-large-256'")
 
 
@@ -94,7 +94,7 @@ def test_batch_encoders_write_the_same_bytes_as_the_value_encoders() -> None:
 
 def test_the_migration_and_the_importer_share_the_index_sql() -> None:
     assert hnsw.create_index_sql(OPENAI_3_LARGE_256) == MIGRATION_SQL
-    migration = __import__("features.migrations.0002_explanation_embedding_hnsw", fromlist=["_create_sql"])
+    migration = __import__("features.migrations.0004_explanation_hnsw_m32", fromlist=["_create_sql"])
     assert migration._create_sql() == [hnsw.create_index_sql(s) for s in EMBEDDERS.values()]
 
 
