@@ -43,3 +43,22 @@ def make_catalog() -> dict[str, Any]:
                     bin_min=-1, bin_max=9.5, bin_contains=-1)
     make_activation(feature, ["I", " love", " Paris"], [0.0, 0.1, 4.0])
     return {"release": release, "model": model, "source": source, "feature": feature}
+
+
+def identity_sae(hook_name: str, d_in: int = 64) -> Any:
+    """A SAE-Lens StandardSAE with W_enc = [I, -I] and no biases: feature i < d_in is relu(x_i), feature
+    d_in + i is relu(-x_i); the decoder reconstructs x exactly. Predictable activations for tests."""
+    import torch
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    cfg = StandardSAEConfig(d_in=d_in, d_sae=2 * d_in,
+                            metadata=SAEMetadata(hook_name=hook_name, model_name="tiny"))
+    sae = StandardSAE(cfg)
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
+        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()

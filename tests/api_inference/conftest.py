@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 
 from features import inference
 from neuronpedia.accounts.services import create_api_key
+from tests.factories import identity_sae
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "tiny-api"
@@ -35,27 +36,10 @@ MAX_NEW_TOKENS = 24
 TOKEN_LIMIT = 64
 
 
-def identity_sae(hook_name: str = HOOK, d_in: int = D_MODEL) -> Any:
-    import torch
-    from sae_lens import StandardSAE, StandardSAEConfig
-    from sae_lens.saes.sae import SAEMetadata
-
-    cfg = StandardSAEConfig(d_in=d_in, d_sae=2 * d_in,
-                            metadata=SAEMetadata(hook_name=hook_name, model_name="tiny"))
-    sae = StandardSAE(cfg)
-    eye = torch.eye(d_in)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
-
-
 @pytest.fixture(scope="session")
 def worker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("api-worker")
-    identity_sae().save_model(str(folder / "sae"))
+    identity_sae(HOOK, D_MODEL).save_model(str(folder / "sae"))
     config = {"model_id": MODEL_ID, "model_source": "tiny", "device": "cpu",
               "token_limit": TOKEN_LIMIT, "max_new_tokens": MAX_NEW_TOKENS, "extra": {"seed": 0},
               "source_sets": [{"name": SOURCE_SET, "sources": [{"id": SOURCE, "path": str(folder / "sae")}]}]}

@@ -20,6 +20,7 @@ from django.db import connection
 
 from features import inference
 from features.models import InferenceHost, Source
+from tests.factories import identity_sae
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "tiny-e2e"
@@ -28,27 +29,10 @@ SOURCE = "0-res-id"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _identity_sae(hook_name: str, d_in: int = 64) -> Any:
-    import torch
-    from sae_lens import StandardSAE, StandardSAEConfig
-    from sae_lens.saes.sae import SAEMetadata
-
-    cfg = StandardSAEConfig(d_in=d_in, d_sae=2 * d_in,
-                            metadata=SAEMetadata(hook_name=hook_name, model_name="tiny"))
-    sae = StandardSAE(cfg)
-    eye = torch.eye(d_in)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
-
-
 @pytest.fixture(scope="module")
 def worker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("worker")
-    _identity_sae("blocks.0.hook_resid_post").save_model(str(folder / "sae"))
+    identity_sae("blocks.0.hook_resid_post").save_model(str(folder / "sae"))
     config = {"model_id": MODEL_ID, "model_source": "tiny", "device": "cpu",
               "token_limit": 64, "max_new_tokens": 16, "extra": {"seed": 0},
               "source_sets": [{"name": "res-id", "sources": [{"id": SOURCE,
@@ -102,7 +86,7 @@ def local() -> Any:
     from inference_worker.saes import SourceRegistry, source_from_sae
 
     model = build_tiny_model(seed=0)
-    registry = SourceRegistry([source_from_sae(SOURCE, _identity_sae("blocks.0.hook_resid_post"))])
+    registry = SourceRegistry([source_from_sae(SOURCE, identity_sae("blocks.0.hook_resid_post"))])
     return model, registry
 
 

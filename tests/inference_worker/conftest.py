@@ -9,6 +9,7 @@ import torch
 
 from inference_worker.models import build_tiny_model
 from inference_worker.saes import SourceRegistry, source_from_sae, source_from_vectors
+from tests.factories import identity_sae
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -24,23 +25,6 @@ def _seed_torch() -> None:
 def tiny_model() -> Any:
     """Read-only tiny model (2 layers, d_model 64, char-level tokenizer with ChatML)."""
     return build_tiny_model(seed=0, n_layers=2, d_model=D_MODEL)
-
-
-def identity_sae(hook_name: str, d_in: int = D_MODEL) -> Any:
-    """StandardSAE with W_enc = [I, -I], no biases: features = [relu(x), relu(-x)]."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-    from sae_lens.saes.sae import SAEMetadata
-
-    cfg = StandardSAEConfig(d_in=d_in, d_sae=2 * d_in,
-                            metadata=SAEMetadata(hook_name=hook_name, model_name="tiny"))
-    sae = StandardSAE(cfg)
-    eye = torch.eye(d_in)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from inference_worker.demo_sae import (
     train_demo_sae,
 )
 from inference_worker.saes import load_sae_from_disk, source_from_sae
-from tests.inference_worker.conftest import identity_sae
+from tests.factories import identity_sae
 
 
 def test_detokenize_brown() -> None:

@@ -44,7 +44,7 @@ def test_get_worker_loads_model_and_sources_once(id_sae: Any, tmp_path: Path) ->
 
 
 def test_get_worker_rejects_source_with_unknown_hook(tmp_path: Path) -> None:
-    from tests.inference_worker.conftest import identity_sae
+    from tests.factories import identity_sae
 
     identity_sae("blocks.9.hook_resid_post").save_model(tmp_path / "s")
     cfg = WorkerConfig(model_id="tiny2", model_source="tiny", device="cpu")
