@@ -41,16 +41,17 @@ def _retry_flush_on_deadlock() -> None:
 
     original = TransactionTestCase._fixture_teardown
 
-    def _fixture_teardown(self: TransactionTestCase) -> None:
-        for attempt in range(5):
+    def _fixture_teardown(self: TransactionTestCase, attempts: int = 5) -> None:
+        for attempt in range(1, attempts + 1):
             try:
-                return original(self)
+                original(self)
             except CommandError as exc:
                 deadlock = isinstance(exc.__cause__, OperationalError) and "deadlock" in str(exc.__cause__)
-                if not deadlock or attempt == 4:
+                if not deadlock or attempt == attempts:
                     raise
-                time.sleep(0.2 * (attempt + 1))
-        return None
+                time.sleep(0.2 * attempt)
+            else:
+                return
 
     TransactionTestCase._fixture_teardown = _fixture_teardown  # type: ignore[method-assign]
 

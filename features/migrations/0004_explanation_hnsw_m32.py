@@ -18,7 +18,7 @@ def _rebuild_sql(**params: int) -> list[str]:
 
 
 def _create_sql() -> list[str]:
-    return [s for s in _rebuild_sql() if s.startswith("CREATE")]
+    return [create_index_sql(spec) for spec in EMBEDDERS.values()]
 
 
 class Migration(migrations.Migration):

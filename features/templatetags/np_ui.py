@@ -48,6 +48,4 @@ def score_details(details: Any) -> SafeString:
     return mark_safe(present.score_details_html(details))  # noqa: S308
 
 
-@register.filter
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+register.filter("is_number", present.is_number)

@@ -195,8 +195,12 @@ def score_columns(details: dict[str, Any]) -> tuple[list[str], list[dict[str, An
     return columns, rows, facts
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _cell(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if is_number(value):
         return f"{value:.3f}" if math.isfinite(value) else str(value)
     return escape("" if value is None else str(value))
 
