@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from pgvector.django import VectorField
 
+from features.models.catalog import Source
 from features.models.dashboard import Feature
 
 
@@ -47,6 +48,14 @@ class ExplanationModel(models.Model):
 
 class Explanation(models.Model):
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="explanations")
+    # The feature's source, copied onto the row so semantic search filters scope and visibility on the
+    # explanation itself while pgvector walks its index, without a join per candidate (autointerp/search.py).
+    # Always set by a database trigger from `feature` (migration 0006), on every INSERT (ORM, COPY, raw SQL)
+    # and on UPDATE of feature_id; NOT NULL in the database. Nothing else writes it, so instances the ORM
+    # has just created still hold None until reloaded. No FK constraint or index: deletes go through
+    # `feature` (CASCADE), and an index on it would only tempt the planner away from the HNSW scan.
+    source = models.ForeignKey(Source, null=True, blank=True, editable=False, on_delete=models.DO_NOTHING,
+                               db_constraint=False, db_index=False, related_name="+")
     external_id = models.CharField(max_length=40, blank=True)
     description = models.TextField()
     type = models.ForeignKey(ExplanationType, null=True, blank=True, on_delete=models.PROTECT,

@@ -146,3 +146,39 @@ def test_bad_requests_are_rejected() -> None:
         search_explanations([0.1] * 256)
     with pytest.raises(ValueError, match="needs its identifier"):
         SearchScope(kind="model")
+
+
+def test_staff_see_every_source_and_a_private_release_hides_its_sources(
+    corpus: dict, admin_user: Any, alice: Any
+) -> None:
+    staff_keys = _keys(search_explanations(QUERY, limit=100, user=admin_user))
+    assert sum(k.startswith("private") for k in staff_keys) == 10
+    release = corpus["gpt2/6"].source_set.release
+    release.visibility = Visibility.PRIVATE
+    release.save()
+    for user in (None, alice):
+        keys = _keys(search_explanations(QUERY, limit=100, user=user))
+        assert not any(k.startswith("gpt2/") for k in keys)
+    assert len(search_explanations(QUERY, limit=100, user=admin_user).hits) == 40
+
+
+def test_a_source_created_after_the_visibility_lookup_is_not_searched(corpus: dict) -> None:
+    """The whole-catalog filter excludes the hidden sources it knows of, bounded by the newest source id it
+    saw: a private source created between that lookup and the vector query cannot leak."""
+    from autointerp.search import searchable
+
+    condition = searchable(SearchScope(), None)
+    late = factories.make_source(corpus["gpt2/6"].model, 9, visibility=Visibility.PRIVATE)
+    Explanation.objects.create(feature=factories.make_feature(late, 0), description="late#0",
+                               embedding=QUERY, embedder=MINILM.name)
+    found = Explanation.objects.filter(condition, embedder=MINILM.name).values_list("description", flat=True)
+    assert "late#0" not in set(found)
+    assert "gpt2/6#0" in set(found)
+
+
+def test_the_vector_query_filters_on_the_row_and_joins_only_feature_and_source(corpus: dict) -> None:
+    scope = SearchScope(kind="sources", sources=(("gpt2-small", "7-res-jb"),))
+    sql = str(search_queryset(QUERY.tolist(), embedder=MINILM.name, scope=scope, user=None)[:20].query)
+    assert '"features_explanation"."source_id" IN' in sql
+    for table in ("features_sourceset", "features_model", "features_sourcerelease"):
+        assert table not in sql

@@ -72,7 +72,9 @@ def test_source_clean_checks_layer_and_set(catalog: dict) -> None:
 
 
 def test_deleting_a_model_cascades_to_its_whole_catalog(catalog: dict) -> None:
+    Explanation.objects.create(feature=catalog["feature"], description="France")
     catalog["model"].delete()
+    assert Explanation.objects.count() == 0
     assert Source.objects.count() == 0
     assert Feature.objects.count() == 0
     assert Activation.objects.count() == 0
@@ -135,3 +137,45 @@ def test_list_items_are_unique_and_follow_their_list(catalog: dict, alice) -> No
 def test_model_shape_must_be_positive(db: None) -> None:
     with pytest.raises(IntegrityError):
         Model.objects.create(id="broken", layers=0, dimension=768)
+
+
+def test_every_explanation_row_carries_its_features_source(catalog: dict) -> None:
+    """Kept by the trigger of migration 0006, whatever the writer: ORM, bulk_create, raw SQL."""
+    other = factories.make_source(catalog["model"], 7)
+    here, there = factories.make_feature(catalog["source"], 0), factories.make_feature(other, 0)
+    created = Explanation.objects.create(feature=here, description="orm")
+    Explanation.objects.bulk_create([Explanation(feature=there, description="bulk")])
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO features_explanation (feature_id, source_id, external_id, description, "
+                       "explainer_settings, embedder, score_v1, notes, created_at) "
+                       "VALUES (%s, %s, '', 'raw', '{}', '', 0, '', now())", [here.pk, other.pk])
+    rows = dict(Explanation.objects.values_list("description", "source_id"))
+    assert rows == {"orm": catalog["source"].pk, "bulk": other.pk, "raw": catalog["source"].pk}
+
+    Explanation.objects.filter(pk=created.pk).update(feature=there)  # moving it moves its source
+    assert Explanation.objects.get(pk=created.pk).source_id == other.pk
+    Explanation.objects.filter(pk=created.pk).update(source_id=catalog["source"].pk)  # cannot be forged
+    assert Explanation.objects.get(pk=created.pk).source_id == other.pk
+
+
+def test_migration_0006_backfills_the_source_of_existing_rows(catalog: dict) -> None:
+    from importlib import import_module
+
+    from django.db import connection
+
+    feature = factories.make_feature(catalog["source"], 0)
+    explanation = Explanation.objects.create(feature=feature, description="old row")
+    with connection.cursor() as cursor:  # as a row written before the migration would be
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK checks: ALTER TABLE refuses those
+        cursor.execute("ALTER TABLE features_explanation DISABLE TRIGGER features_explanation_set_source")
+        cursor.execute("ALTER TABLE features_explanation ALTER COLUMN source_id DROP NOT NULL")
+        cursor.execute("UPDATE features_explanation SET source_id = NULL WHERE id = %s", [explanation.pk])
+        cursor.execute("ALTER TABLE features_explanation ENABLE TRIGGER features_explanation_set_source")
+    migration = import_module("features.migrations.0006_explanation_source")
+    with connection.schema_editor() as editor:
+        migration.backfill(None, editor)
+    assert Explanation.objects.get(pk=explanation.pk).source_id == catalog["source"].pk
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE features_explanation ALTER COLUMN source_id SET NOT NULL")
