@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
@@ -123,14 +123,15 @@ def searchable(scope: SearchScope, user: Any = None) -> Q:
     wanted = scope.source_filter() & visible_sources(user)
     if not wanted:  # staff, whole catalog
         return Q()
-    allowed = set(Source.objects.filter(wanted).values_list("id", flat=True))
     if scope.kind != "all":
-        return Q(source_id__in=sorted(allowed))
-    every = set(Source.objects.values_list("id", flat=True))
-    hidden = every - allowed
+        return Q(source_id__in=sorted(Source.objects.filter(wanted).order_by().values_list("id", flat=True)))
+    seen = list(Source.objects.annotate(
+        ok=Case(When(wanted, then=Value(True)), default=Value(False), output_field=BooleanField())
+    ).order_by().values_list("id", "ok"))
+    hidden = sorted(pk for pk, ok in seen if not ok)
     if not hidden:
         return Q()
-    return Q(source_id__lte=max(every)) & ~Q(source_id__in=sorted(hidden))
+    return Q(source_id__lte=max(pk for pk, _ in seen)) & ~Q(source_id__in=hidden)
 
 
 def search_queryset(
