@@ -17,12 +17,13 @@ Joining every candidate instead (feature → source → set → model → releas
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, F, Q, QuerySet, Value, When
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
@@ -31,6 +32,9 @@ from features.models import Explanation, Source, Visibility
 
 ScopeKind = Literal["all", "model", "source_set", "release", "sources"]
 MAX_PAGE_SIZE = 100
+EXACT_MAX_ROWS = 10_000  # scopes are searched exactly up to this size at most (is_small)
+EXACT_COST_RATIO = 10  # HNSW cost per scanned candidate / exact cost per row, measured at 1M rows
+PAGE_FOR_COST = 21
 
 
 @dataclass(frozen=True)
@@ -116,33 +120,73 @@ def visible_sources(user: Any = None) -> Q:
     return model_ok & set_ok & Q(visibility=public) & release_ok
 
 
-def searchable(scope: SearchScope, user: Any = None) -> Q:
-    """Scope and visibility as a filter on the explanation's own `source_id`: the ids of the sources in
-    scope that the user may see, or, for the whole catalog, the ids of those they may not (usually few),
-    bounded by the newest source id seen so a source created after this query cannot slip through."""
+@dataclass(frozen=True)
+class SourceIds:
+    """Scope and visibility resolved against the source table: the explanation rows to search are those
+    whose `source_id` is in `only` (a scoped search), or any but `hidden` up to `newest` (the whole
+    catalog: usually few hidden sources; bounded by the newest source id seen, so a source created after
+    this lookup cannot slip in). `everything`: staff over the whole catalog, no filter at all."""
+
+    only: tuple[int, ...] | None = None
+    hidden: tuple[int, ...] = ()
+    newest: int = 0
+    features: int | None = None  # sum of the scoped sources' num_features, None when any is unknown
+
+    @property
+    def everything(self) -> bool:
+        return self.only is None and not self.hidden
+
+    def condition(self, *, for_index: bool) -> Q:
+        """The filter on explanation rows. `for_index`: written as `source_id + 0`, which no btree index
+        matches, so the planner keeps the HNSW scan and tests it per candidate (see search_explanations)."""
+        column = "source_plus_zero" if for_index else "source_id"
+        if self.only is not None:
+            return Q(**{f"{column}__in": self.only})
+        if self.hidden:
+            return Q(**{f"{column}__lte": self.newest}) & ~Q(**{f"{column}__in": self.hidden})
+        return Q()
+
+
+def source_ids(scope: SearchScope, user: Any = None) -> SourceIds:
+    """One small query on the source table."""
     wanted = scope.source_filter() & visible_sources(user)
     if not wanted:  # staff, whole catalog
-        return Q()
+        return SourceIds()
     if scope.kind != "all":
-        return Q(source_id__in=sorted(Source.objects.filter(wanted).order_by().values_list("id", flat=True)))
+        rows = list(Source.objects.filter(wanted).order_by().values_list("id", "num_features"))
+        sizes = [n for _, n in rows]
+        return SourceIds(only=tuple(sorted(pk for pk, _ in rows)),
+                         features=None if None in sizes else sum(sizes))
     seen = list(Source.objects.annotate(
         ok=Case(When(wanted, then=Value(True)), default=Value(False), output_field=BooleanField())
     ).order_by().values_list("id", "ok"))
-    hidden = sorted(pk for pk, ok in seen if not ok)
-    if not hidden:
-        return Q()
-    return Q(source_id__lte=max(pk for pk, _ in seen)) & ~Q(source_id__in=hidden)
+    hidden = tuple(sorted(pk for pk, ok in seen if not ok))
+    return SourceIds(hidden=hidden, newest=max((pk for pk, _ in seen), default=0))
+
+
+def searchable(scope: SearchScope, user: Any = None) -> Q:
+    """Scope and visibility as a filter on the explanation's own `source_id`."""
+    return source_ids(scope, user).condition(for_index=False)
 
 
 def search_queryset(
-    vector: Any, *, embedder: str, scope: SearchScope, user: Any = None, filters: SearchFilters | None = None
+    vector: Any,
+    *,
+    embedder: str,
+    scope: SearchScope,
+    user: Any = None,
+    filters: SearchFilters | None = None,
+    sources: SourceIds | None = None,
+    for_index: bool = True,
 ) -> QuerySet[Explanation]:
     spec = embedder_spec(embedder)
     filters = filters or SearchFilters()
+    sources = sources or source_ids(scope, user)
     distance = CosineDistance(Cast("embedding", VectorField(dimensions=spec.dimensions)), vector)
     queryset = (
         Explanation.objects.filter(embedder=spec.name)
-        .filter(searchable(scope, user))
+        .alias(source_plus_zero=F("source_id") + 0)
+        .filter(sources.condition(for_index=for_index))
         .annotate(distance=distance)
     )
     if filters.explanation_type:
@@ -164,6 +208,31 @@ def search_queryset(
         )
         .order_by("distance", "id")
     )
+
+
+def is_small(sources: SourceIds, embedder: str) -> bool:
+    """Whether an exact search of the scope's rows, read through the (source_id, embedder) index, beats
+    the HNSW scan. The scan walks ~page / selectivity candidates (for one source in a catalog of millions,
+    tens of thousands, and it may stop at `hnsw.max_scan_tuples` with a short page); the exact search
+    reads n rows. Measured per row / per candidate (bench/explanation_search_bench.py), exact wins while
+    n² < EXACT_COST_RATIO · page · N, N the table's rows; never above EXACT_MAX_ROWS. n is counted with a
+    bounded index-only scan, and not at all when the scope's sources declare many more features."""
+    if sources.only is None:
+        return False
+    if not sources.only:
+        return True
+    if sources.features is not None and sources.features > 2 * EXACT_MAX_ROWS:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT reltuples FROM pg_class WHERE oid = 'features_explanation'::regclass), count(*) "
+            "FROM (SELECT 1 FROM features_explanation WHERE source_id = ANY(%s) AND embedder = %s "
+            "LIMIT %s) AS scoped",
+            [list(sources.only), embedder, EXACT_MAX_ROWS + 1],
+        )
+        total, rows = cursor.fetchone()
+    total = max(float(total), float(rows))  # reltuples is -1 before the first ANALYZE
+    return rows <= min(EXACT_MAX_ROWS, math.sqrt(EXACT_COST_RATIO * PAGE_FOR_COST * total))
 
 
 def _hits(rows: list[Explanation]) -> list[SearchHit]:
@@ -208,12 +277,15 @@ def search_explanations(
         vector = np.asarray(query, dtype=np.float32)
     if vector.shape != (spec.dimensions,):
         raise ValueError(f"{spec.name} vectors have {spec.dimensions} dimensions, got {vector.shape}")
+    sources = source_ids(scope or SearchScope(), user)
+    exact = exact or is_small(sources, spec.name)
     queryset = search_queryset(
-        vector.tolist(), embedder=spec.name, scope=scope or SearchScope(), user=user, filters=filters
+        vector.tolist(), embedder=spec.name, scope=scope or SearchScope(), user=user, filters=filters,
+        sources=sources, for_index=not exact,
     )
     if exact:  # a planner switch: local to a transaction so it cannot leak to other queries
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute("SET LOCAL enable_indexscan = off")  # the bitmap scan of a scope stays allowed
             rows = list(queryset[offset : offset + limit + 1])
     else:
         ef = ef_search or min(1000, max(100, 2 * (offset + limit + 1)))

@@ -101,7 +101,7 @@ class Mixture:
         return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
 
 
-def catalog() -> list[Any]:
+def catalog(per_source: int) -> list[Any]:
     from features.models import Model, Source, SourceRelease, SourceSet, Visibility
 
     sources = []
@@ -113,6 +113,7 @@ def catalog() -> list[Any]:
             for layer in range(10):
                 hidden = set_name == "mlp" and layer in (3, 7)
                 sources.append(Source(model=model, source_set=source_set, name=f"{layer}-{set_name}", layer=layer,
+                                      num_features=per_source,
                                       visibility=Visibility.PRIVATE if hidden else Visibility.PUBLIC))
     return Source.objects.bulk_create(sources)
 
@@ -239,8 +240,8 @@ def search_part(args: argparse.Namespace, rng: np.random.Generator) -> None:
     spec = embedder_spec(args.embedder)
     ExplanationType.objects.get_or_create(name="oai_token-act-pair")
     ExplanationModel.objects.get_or_create(name="gpt-4o-mini")
-    sources = catalog()
     per_source = -(-args.rows // N_SOURCES)
+    sources = catalog(per_source)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with connection.cursor() as cursor:  # load first, index after (the migration made them on the empty table)
@@ -276,6 +277,7 @@ def search_part(args: argparse.Namespace, rng: np.random.Generator) -> None:
         "source set bench-b/mlp (25%, 2 private)": SearchScope(kind="source_set", model_id="bench-b", source_set="mlp"),
         "release bench-a-release (50%)": SearchScope(kind="release", release="bench-a-release"),
         "2 sources (5%)": SearchScope(kind="sources", sources=(("bench-a", "4-res"), ("bench-b", "6-mlp"))),
+        "1 source (2.5%)": SearchScope(kind="sources", sources=(("bench-b", "2-res"),)),
     }
     queries = mixture.draw(args.queries)
     for q in queries[:5]:  # warm-up

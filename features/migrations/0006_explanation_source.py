@@ -5,6 +5,7 @@ row, every candidate that pgvector's iterative HNSW scan produced was joined to 
 read in a table of millions) and on to source, source set, model and release before the filter could
 reject it; a scope holding 5% of the rows joined ~20 candidates per hit. With `source_id` on the row the
 filter is a test against a short list of source ids, evaluated on the heap tuple the scan already read.
+The (source_id, embedder) index serves scoped searches small enough to be exact (autointerp/search.py).
 
 The trigger sets `source_id` from the feature on every INSERT (ORM, COPY, raw SQL alike) and on UPDATE of
 `feature_id` or `source_id`, so no writer can forget it or get it wrong. Existing rows are backfilled
@@ -66,4 +67,8 @@ class Migration(migrations.Migration):
         migrations.RunPython(backfill, migrations.RunPython.noop),
         migrations.RunSQL("ALTER TABLE features_explanation ALTER COLUMN source_id SET NOT NULL",
                           "ALTER TABLE features_explanation ALTER COLUMN source_id DROP NOT NULL"),
+        migrations.AddIndex(
+            model_name="explanation",
+            index=models.Index(fields=["source", "embedder"], name="explanation_source_embedder"),
+        ),
     ]

@@ -52,8 +52,8 @@ class Explanation(models.Model):
     # explanation itself while pgvector walks its index, without a join per candidate (autointerp/search.py).
     # Always set by a database trigger from `feature` (migration 0006), on every INSERT (ORM, COPY, raw SQL)
     # and on UPDATE of feature_id; NOT NULL in the database. Nothing else writes it, so instances the ORM
-    # has just created still hold None until reloaded. No FK constraint or index: deletes go through
-    # `feature` (CASCADE), and an index on it would only tempt the planner away from the HNSW scan.
+    # has just created still hold None until reloaded. No FK constraint: deletes go through
+    # `feature` (CASCADE). Indexed together with `embedder` for small scoped searches.
     source = models.ForeignKey(Source, null=True, blank=True, editable=False, on_delete=models.DO_NOTHING,
                                db_constraint=False, db_index=False, related_name="+")
     external_id = models.CharField(max_length=40, blank=True)
@@ -80,7 +80,9 @@ class Explanation(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["feature", "-score_v2", "-score_v1"],
-                                name="explanation_feature_score")]
+                                name="explanation_feature_score"),
+                   # small scoped searches read their rows through this, exactly (autointerp/search.py)
+                   models.Index(fields=["source", "embedder"], name="explanation_source_embedder")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(embedding__isnull=True) | ~models.Q(embedder=""),

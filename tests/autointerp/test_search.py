@@ -179,6 +179,44 @@ def test_a_source_created_after_the_visibility_lookup_is_not_searched(corpus: di
 def test_the_vector_query_filters_on_the_row_and_joins_only_feature_and_source(corpus: dict) -> None:
     scope = SearchScope(kind="sources", sources=(("gpt2-small", "7-res-jb"),))
     sql = str(search_queryset(QUERY.tolist(), embedder=MINILM.name, scope=scope, user=None)[:20].query)
-    assert '"features_explanation"."source_id" IN' in sql
+    # `+ 0`: no btree index matches it, so the planner cannot trade the HNSW scan for an exact one
+    assert '("features_explanation"."source_id" + 0) IN' in sql
     for table in ("features_sourceset", "features_model", "features_sourcerelease"):
         assert table not in sql
+
+
+def test_small_scopes_are_searched_exactly_through_the_source_index(corpus: dict, monkeypatch) -> None:
+    from autointerp import search
+
+    two = SearchScope(kind="sources", sources=(("gpt2-small", "7-res-jb"), ("gemma-2-2b", "5-gemmascope")))
+    sources = search.source_ids(two)
+    assert search.is_small(sources, MINILM.name)  # 20 rows
+    assert not search.is_small(search.source_ids(SearchScope()), MINILM.name)  # whole catalog: HNSW
+    monkeypatch.setattr(search, "EXACT_MAX_ROWS", 19)
+    assert not search.is_small(sources, MINILM.name)
+    assert _keys(search_explanations(QUERY, scope=two, limit=100)) == _keys(
+        search_explanations(QUERY, scope=two, limit=100, exact=True))
+
+    queryset = search_queryset(QUERY.tolist(), embedder=MINILM.name, scope=two, sources=sources,
+                               for_index=False)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")  # as search_explanations does for the exact path
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny tables: make the index the only plan
+        sql, params = queryset[:20].query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "explanation_source_embedder" in plan
+    assert MINILM.index_name not in plan
+
+
+def test_sources_declaring_many_features_skip_the_count(corpus: dict, django_assert_num_queries) -> None:
+    from autointerp import search
+
+    for key in ("gpt2/7", "gemma/5"):
+        corpus[key].num_features = 24_576
+        corpus[key].save()
+    sources = search.source_ids(
+        SearchScope(kind="sources", sources=(("gpt2-small", "7-res-jb"), ("gemma-2-2b", "5-gemmascope"))))
+    assert sources.features == 2 * 24_576
+    with django_assert_num_queries(0):
+        assert not search.is_small(sources, MINILM.name)
