@@ -35,6 +35,10 @@ MAX_PAGE_SIZE = 100
 EXACT_MAX_ROWS = 10_000  # scopes are searched exactly up to this size at most (is_small)
 EXACT_COST_RATIO = 10  # HNSW cost per scanned candidate / exact cost per row, measured at 1M rows
 PAGE_FOR_COST = 21
+# hnsw.ef_search for a first page. On 1M clustered rows (bench/explanation_search_bench.py) 100 left a few
+# queries per hundred stranded in a wrong cluster (recall 0); 300 left none and, with fewer iterative
+# rounds for filtered scopes, was no slower at p95.
+EF_SEARCH = 300
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,7 @@ def search_explanations(
             cursor.execute("SET LOCAL enable_indexscan = off")  # the bitmap scan of a scope stays allowed
             rows = list(queryset[offset : offset + limit + 1])
     else:
-        ef = ef_search or min(1000, max(100, 2 * (offset + limit + 1)))
+        ef = ef_search or min(1000, max(EF_SEARCH, 2 * (offset + limit + 1)))
         # hnsw.* settings only steer HNSW scans, which all come through here and set them first, so they
         # are set per session (SET, not SET LOCAL): no BEGIN/COMMIT, two round trips instead of six.
         with connection.cursor() as cursor:

@@ -1,7 +1,10 @@
 """Rate limits for /api, per API key (or per client IP when anonymous) and per endpoint prefix.
 
 Neuronpedia limits each endpoint prefix per hour (shared/reference/neuronpedia.md §2.1); those figures
-are the defaults and `NP_RATE_LIMITS` overrides or adds prefixes (`/api/steer=500,/api/list=100`). The
+are the defaults and `NP_RATE_LIMITS` overrides or adds prefixes (`/api/steer=500,/api/list=100`).
+API keys allow-listed by an administrator (`ApiKey.higher_limits`: the admin, or
+`manage.py create_api_key --higher-limits`) get Neuronpedia's "higher" tier instead, merged over the
+normal limits and overridden the same way by `NP_RATE_LIMITS_HIGHER`. The
 longest configured prefix that a path starts with is the one applied (`/api` is the global fallback);
 a limit of 0 means unlimited. Counting is a fixed window in Redis (INCR + EXPIRE on a key that names
 the window), so every web process shares the counts. A refused request gets 429 JSON with
@@ -45,20 +48,33 @@ DEFAULT_RATE_LIMITS: dict[str, int] = {
 }
 
 
-def parse_rate_limits(raw: str, base: dict[str, int] | None = None) -> dict[str, int]:
+# Neuronpedia's "higher" tier, where it differs from the normal one.
+HIGHER_TIER: dict[str, int] = {
+    "/api/activation/new": 3_000,
+    "/api/explanation/search": 3_000,
+    "/api/steer": 1_000,
+    "/api/search-topk-by-token": 1_200,
+    "/api/graph/generate": 320,
+    "/api/lens/prompt": 480,
+    "/api/lens/share": 100,
+}
+
+
+def parse_rate_limits(raw: str, base: dict[str, int] | None = None, *,
+                      variable: str = "NP_RATE_LIMITS") -> dict[str, int]:
     """`"/api/steer=500, /api/list=100"` merged over `base` (the defaults). Raises ConfigError."""
     limits = dict(DEFAULT_RATE_LIMITS if base is None else base)
     for item in filter(None, (part.strip() for part in raw.split(","))):
         prefix, sep, value = item.partition("=")
         prefix = prefix.strip()
         if not sep or not prefix.startswith("/"):
-            raise ConfigError(f"NP_RATE_LIMITS entry {item!r} must look like /api/prefix=COUNT")
+            raise ConfigError(f"{variable} entry {item!r} must look like /api/prefix=COUNT")
         try:
             count = int(value)
         except ValueError:
-            raise ConfigError(f"NP_RATE_LIMITS entry {item!r}: {value.strip()!r} is not an integer") from None
+            raise ConfigError(f"{variable} entry {item!r}: {value.strip()!r} is not an integer") from None
         if count < 0:
-            raise ConfigError(f"NP_RATE_LIMITS entry {item!r}: the count must be 0 (unlimited) or more")
+            raise ConfigError(f"{variable} entry {item!r}: the count must be 0 (unlimited) or more")
         limits[prefix.rstrip("/") or "/"] = count
     return limits
 
@@ -84,22 +100,31 @@ def matching_prefix(path: str, limits: dict[str, int]) -> str | None:
     return best
 
 
-def client_identity(request: HttpRequest) -> str:
-    """`key:<hash>` for a request with an active API key, else `ip:<client address>`: made-up keys
-    count against the caller's address, so rotating them does not escape the limit."""
+@dataclass(frozen=True)
+class Client:
+    identity: str
+    higher: bool = False
+
+
+def client_identity(request: HttpRequest) -> Client:
+    """`key:<hash>` for a request with an active API key (and whether it is allow-listed for the higher
+    tier), else `ip:<client address>`: made-up keys count against the caller's address, so rotating them
+    does not escape the limit."""
     raw_key = request.META.get("HTTP_X_API_KEY", "").strip()
     if raw_key:
         from neuronpedia.accounts.models import ApiKey, hash_key
 
         key_hash = hash_key(raw_key)
-        if ApiKey.objects.filter(key_hash=key_hash, revoked_at=None).exists():
-            return "key:" + key_hash[:32]
+        higher = ApiKey.objects.filter(key_hash=key_hash, revoked_at=None).values_list(
+            "higher_limits", flat=True).first()
+        if higher is not None:
+            return Client("key:" + key_hash[:32], higher)
     address = request.META.get("REMOTE_ADDR", "") or "unknown"
     if getattr(settings, "NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR", False):
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
             address = forwarded.split(",")[0].strip() or address
-    return "ip:" + address
+    return Client("ip:" + address)
 
 
 _client = None
@@ -132,14 +157,15 @@ def check(request: HttpRequest) -> Decision | None:
     """The decision for this request, or None when no limit applies (or Redis is unreachable)."""
     if not settings.NP_RATE_LIMIT_ENABLED:
         return None
-    limits: dict[str, int] = settings.NP_RATE_LIMITS
-    prefix = matching_prefix(request.path, limits)
-    if prefix is None or limits[prefix] <= 0:
-        return None
     import redis
 
     try:
-        return hit(prefix=prefix, limit=limits[prefix], identity=client_identity(request),
+        client = client_identity(request)
+        limits: dict[str, int] = settings.NP_RATE_LIMITS_HIGHER if client.higher else settings.NP_RATE_LIMITS
+        prefix = matching_prefix(request.path, limits)
+        if prefix is None or limits[prefix] <= 0:
+            return None
+        return hit(prefix=prefix, limit=limits[prefix], identity=client.identity,
                    window=settings.NP_RATE_LIMIT_WINDOW_SECONDS)
     except redis.RedisError as exc:
         logger.warning("rate limiter unavailable, request let through: %s", exc)

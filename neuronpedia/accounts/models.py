@@ -29,6 +29,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    higher_limits = models.BooleanField(
+        default=False, help_text="allow-listed for the higher rate-limit tier (NP_RATE_LIMITS_HIGHER)")
 
     class Meta:
         ordering = ["-created_at"]

@@ -148,11 +148,15 @@ LOGGING = {
 
 # --- Public API: docs without a CDN, rate limits (issue 8) ----------------------------------------
 # Swagger UI and Redoc are served from the drf-spectacular-sidecar package (no CDN).
-from neuronpedia.ratelimit import parse_rate_limits  # noqa: E402
+from neuronpedia.ratelimit import HIGHER_TIER, parse_rate_limits  # noqa: E402
 
 THIRD_PARTY_APPS += ["drf_spectacular_sidecar"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
-MIDDLEWARE += ["neuronpedia.ratelimit.RateLimitMiddleware"]
+MIDDLEWARE += ["neuronpedia.cors.ApiCorsMiddleware", "neuronpedia.ratelimit.RateLimitMiddleware"]
+# Like Neuronpedia, /api answers cross-origin requests (notebooks, other sites' embeds): "*" or a comma
+# separated list of origins; empty turns CORS off. Credentials (cookies) are never allowed cross-origin:
+# the API authenticates with the x-api-key header.
+NP_CORS_ALLOW_ORIGINS = [o.strip() for o in env.get("NP_CORS_ALLOW_ORIGINS", "*").split(",") if o.strip()]
 SPECTACULAR_SETTINGS.update({
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -165,5 +169,11 @@ SPECTACULAR_SETTINGS.update({
 NP_RATE_LIMIT_ENABLED = env.get_bool("NP_RATE_LIMIT_ENABLED", default=True)
 NP_RATE_LIMIT_WINDOW_SECONDS = env.get_int("NP_RATE_LIMIT_WINDOW_SECONDS", 3600)
 NP_RATE_LIMITS = parse_rate_limits(env.get("NP_RATE_LIMITS", ""))
+# The "higher" tier, for API keys an administrator allow-listed (ApiKey.higher_limits): Neuronpedia's
+# higher figures, never below the normal limit; NP_RATE_LIMITS_HIGHER overrides it the same way.
+NP_RATE_LIMITS_HIGHER = parse_rate_limits(
+    env.get("NP_RATE_LIMITS_HIGHER", ""),
+    {p: 0 if n == 0 else max(n, HIGHER_TIER.get(p, 0)) for p, n in NP_RATE_LIMITS.items()},
+    variable="NP_RATE_LIMITS_HIGHER")
 NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR = env.get_bool("NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR", default=False)
 NP_RATE_LIMIT_KEY_PREFIX = env.get("NP_RATE_LIMIT_KEY_PREFIX", "np:ratelimit")

@@ -96,3 +96,62 @@ def test_made_up_keys_count_against_the_caller_ip(anon, settings) -> None:
     assert anon.post("/api/list/list").status_code == 401
     anon.credentials(HTTP_X_API_KEY="np_made-up-2")
     assert anon.post("/api/list/list").status_code == 429
+
+
+def test_allow_listed_keys_get_the_higher_tier(alice, bob_api, settings) -> None:
+    from neuronpedia.accounts.services import create_api_key
+
+    settings.NP_RATE_LIMITS = {"/api": 100, "/api/list/list": 1}
+    settings.NP_RATE_LIMITS_HIGHER = {"/api": 100, "/api/list/list": 3}
+    key, raw = create_api_key(user=alice)
+    key.higher_limits = True
+    key.save()
+    from rest_framework.test import APIClient
+
+    higher = APIClient()
+    higher.credentials(HTTP_X_API_KEY=raw)
+    assert [higher.post("/api/list/list").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [bob_api.post("/api/list/list").status_code for _ in range(2)] == [200, 429]
+
+
+def test_higher_tier_defaults_follow_neuronpedia_and_never_go_below_normal(settings) -> None:
+    assert settings.NP_RATE_LIMITS_HIGHER["/api/steer"] == 1_000
+    assert settings.NP_RATE_LIMITS_HIGHER["/api/explanation/search"] == 3_000
+    assert settings.NP_RATE_LIMITS_HIGHER["/api/search-all"] == settings.NP_RATE_LIMITS["/api/search-all"]
+    assert all(settings.NP_RATE_LIMITS_HIGHER[p] >= n for p, n in settings.NP_RATE_LIMITS.items() if n)
+
+
+def test_create_api_key_command_can_allow_list_the_key(alice, capsys) -> None:
+    from neuronpedia.accounts.models import ApiKey
+
+    call_command("create_api_key", "alice", "--name", "bulk", "--higher-limits")
+    assert "higher rate-limit tier" in capsys.readouterr().err
+    assert ApiKey.objects.get(user=alice, name="bulk").higher_limits
+
+
+def test_cors_preflight_and_headers_on_api_responses(anon, settings) -> None:
+    preflight = anon.options("/api/list/list", HTTP_ORIGIN="https://notebook.example",
+                             HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+                             HTTP_ACCESS_CONTROL_REQUEST_HEADERS="x-api-key, content-type")
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == "*"
+    assert "x-api-key" in preflight["Access-Control-Allow-Headers"]
+    assert "POST" in preflight["Access-Control-Allow-Methods"]
+    assert "Access-Control-Allow-Credentials" not in preflight
+
+    settings.NP_RATE_LIMITS = {"/api": 1}
+    anon.post("/api/features", [], format="json", HTTP_ORIGIN="https://notebook.example")
+    refused = anon.post("/api/features", [], format="json", HTTP_ORIGIN="https://notebook.example")
+    assert refused.status_code == 429  # errors carry the headers too, so a browser client can read them
+    assert refused["Access-Control-Allow-Origin"] == "*"
+    assert "retry-after" in refused["Access-Control-Expose-Headers"]
+
+
+def test_cors_with_an_origin_list_and_pages_outside_the_api(anon, client, settings) -> None:
+    settings.NP_CORS_ALLOW_ORIGINS = ["https://allowed.example"]
+    ok = anon.post("/api/features", [], format="json", HTTP_ORIGIN="https://allowed.example")
+    assert ok["Access-Control-Allow-Origin"] == "https://allowed.example"
+    assert "Origin" in ok["Vary"]
+    other = anon.post("/api/features", [], format="json", HTTP_ORIGIN="https://other.example")
+    assert "Access-Control-Allow-Origin" not in other
+    assert "Access-Control-Allow-Origin" not in client.get("/", HTTP_ORIGIN="https://allowed.example")

@@ -15,11 +15,17 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--name", default="default", help="key name; an active key of the "
                             "same name is revoked (rotation)")
+        parser.add_argument("--higher-limits", action="store_true",
+                            help="allow-list the key for the higher rate-limit tier (NP_RATE_LIMITS_HIGHER)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"no user named {options['username']!r}")
         key, raw = create_api_key(user=user, name=options["name"])
+        if options["higher_limits"]:
+            key.higher_limits = True
+            key.save(update_fields=["higher_limits"])
         self.stdout.write(raw)
-        self.stderr.write(f"created key {key.prefix}… for {user.username} (shown once)")
+        tier = ", higher rate-limit tier" if key.higher_limits else ""
+        self.stderr.write(f"created key {key.prefix}… for {user.username}{tier} (shown once)")
