@@ -106,6 +106,14 @@ def _topk_by_token(p: dict[str, Any]) -> dict[str, Any]:
                          limits=limits()).to_dict()
 
 
+def _active_features(p: dict[str, Any]) -> dict[str, Any]:
+    from inference_worker.ops import active_features  # noqa: PLC0415
+
+    w = loaded()
+    return active_features(w.model, w.registry.get(p["source"]), p["prompt"],
+                           ignore_bos=bool(p.get("ignoreBos", False)), limits=limits()).to_dict()
+
+
 def _sae_vector(p: dict[str, Any]) -> dict[str, Any]:
     from inference_worker.ops import decoder_vector  # noqa: PLC0415
 
@@ -185,6 +193,7 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "activation_single": _activation_single,
     "search_all": _search_all,
     "topk_by_token": _topk_by_token,
+    "active_features": _active_features,
     "sae_vector": _sae_vector,
     "topk_decoder_cossim": _topk_decoder_cossim,
     "steer": _steer,

@@ -170,8 +170,8 @@ def activation_new(request: Request) -> Response:
 @extend_schema(tags=ACTIVATIONS, operation_id="activation_source", request=s.ActivationSourceInSerializer,
                responses={200: s.ActivationSourceOutSerializer, **inference_responses()},
                description="Every non-zero feature of one source on custom text (one string, or up to 4), "
-                           "as a sparse map feature index -> [[token position, value], ...]. At most 1,000 "
-                           "features per token are reported (the worker's result cap).")
+                           "as a sparse map feature index -> [[token position, value], ...]: the whole "
+                           "sparse output of the SAE, however many features fire per token.")
 @api_view(["POST"])
 @parser_classes(JSON_ONLY)
 @permission_classes([AllowAny])
@@ -181,20 +181,11 @@ def activation_source(request: Request) -> Response:
     data = validated(s.ActivationSourceInSerializer, request)
     source = visible_source(request.user, data["modelId"], data["source"])
     require_live_inference(source)
-    top_k = min(source.num_features or MAX_WORKER_RESULTS, MAX_WORKER_RESULTS)
     texts, _ = data["customText"]
-    results = []
-    for text in texts:
-        result = inference.run_inference(
-            source.model_id, "topk_by_token",
-            {"prompt": text, "source": source.name, "topK": top_k, "ignoreBos": False},
-            source_names=[source.name])
-        active: dict[str, list[list[float]]] = {}
-        for position in result["results"]:
-            for top in position["topFeatures"]:
-                active.setdefault(str(top["featureIndex"]), []).append(
-                    [position["tokenPosition"], top["activationValue"]])
-        results.append({"tokens": result["tokens"], "activeFeatures": active})
+    results = [inference.run_inference(source.model_id, "active_features",
+                                       {"prompt": text, "source": source.name, "ignoreBos": False},
+                                       source_names=[source.name])
+               for text in texts]
     return Response({"results": results})
 
 

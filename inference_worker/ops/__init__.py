@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from inference_worker.ops.activations import (
     ActivationResult,
+    ActiveFeaturesResult,
     FeatureActivation,
     SearchAllResult,
     TokenTopFeatures,
     TopkByTokenResult,
     activation_single,
+    active_features,
     capture_hooks,
     search_all,
     topk_by_token,
@@ -39,11 +41,11 @@ from inference_worker.ops.steering import (
 from inference_worker.ops.tokens import Tokenized, tokenize, tokenize_ids
 
 __all__ = [
-    "DEFAULT_LIMITS", "ActivationResult", "ChatMessage", "CossimResult", "DecoderVector",
-    "FeatureActivation", "LimitError", "Limits", "SearchAllResult", "SteerFeature", "SteerMethod",
-    "SteerOutput", "SteerRequest", "SteerResult", "SteerType", "SteerVector", "TokenLogprob",
-    "TokenTopFeatures", "Tokenized", "TopkByTokenResult", "activation_single", "apply_steering",
-    "capture_hooks", "decoder_cossim", "decoder_vector", "resolve_steering", "search_all",
-    "steer", "steer_stream", "tokenize", "tokenize_ids", "topk_by_decoder_cossim",
-    "topk_by_token",
+    "DEFAULT_LIMITS", "ActivationResult", "ActiveFeaturesResult", "ChatMessage", "CossimResult",
+    "DecoderVector", "FeatureActivation", "LimitError", "Limits", "SearchAllResult", "SteerFeature",
+    "SteerMethod", "SteerOutput", "SteerRequest", "SteerResult", "SteerType", "SteerVector",
+    "TokenLogprob", "TokenTopFeatures", "Tokenized", "TopkByTokenResult", "activation_single",
+    "active_features", "apply_steering", "capture_hooks", "decoder_cossim", "decoder_vector",
+    "resolve_steering", "search_all", "steer", "steer_stream", "tokenize", "tokenize_ids",
+    "topk_by_decoder_cossim", "topk_by_token",
 ]

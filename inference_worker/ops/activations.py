@@ -220,3 +220,32 @@ def topk_by_token(model: HookedTransformer, source: Source, text: str, *, top_k:
                                               strict=True) if v > 0)
         results.append(TokenTopFeatures(tokens.strings[pos], pos, tokens.is_special[pos], feats))
     return TopkByTokenResult(tokens, tuple(results))
+
+
+@dataclass(frozen=True)
+class ActiveFeaturesResult:
+    tokens: Tokenized
+    active: dict[int, tuple[tuple[int, float], ...]]  # feature index -> ((position, value), ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": list(self.tokens.strings),
+                "activeFeatures": {str(i): [[pos, value] for pos, value in hits]
+                                   for i, hits in self.active.items()}}
+
+
+@torch.inference_mode()
+def active_features(model: HookedTransformer, source: Source, text: str, *, ignore_bos: bool = False,
+                    prepend_bos: bool | None = None, limits: Limits = DEFAULT_LIMITS) -> ActiveFeaturesResult:
+    """Every non-zero activation of one source on the text, as feature -> [(position, value)] (the whole
+    sparse SAE output, however many features fire per token), positions in increasing order."""
+    tokens = tokenize(model, text, prepend_bos, limits)
+    acts = _encode(source, capture_hooks(model, tokens, [source.hook_name])[source.hook_name])
+    if ignore_bos:
+        acts = acts.clone()
+        acts[0] = 0
+    positions, features = torch.nonzero(acts > 0, as_tuple=True)  # row-major: sorted by position
+    values = acts[positions, features].float().tolist()
+    active: dict[int, list[tuple[int, float]]] = {}
+    for pos, feature, value in zip(positions.tolist(), features.tolist(), values, strict=True):
+        active.setdefault(feature, []).append((pos, value))
+    return ActiveFeaturesResult(tokens, {f: tuple(hits) for f, hits in sorted(active.items())})

@@ -9,6 +9,7 @@ from inference_worker.ops import (
     LimitError,
     Limits,
     activation_single,
+    active_features,
     search_all,
     tokenize,
     topk_by_token,
@@ -133,3 +134,23 @@ def test_activation_at_embedding_hook(tiny_model: Any) -> None:
     assert torch.allclose(torch.tensor(res.values), ref, atol=1e-5)
     with pytest.raises(ValueError, match="unknown hook"):
         activation_single(tiny_model, TEXT, vector=v, hook="blocks.7.hook_resid_post")
+
+
+def test_active_features_is_the_whole_sparse_output(tiny_model: Any, registry: SourceRegistry) -> None:
+    source = registry.get("0-id")
+    ref = resid(tiny_model, TEXT, "blocks.0.hook_resid_post")
+    expected = torch.cat([ref, -ref], dim=-1).relu()  # identity SAE: features i and d + i
+    result = active_features(tiny_model, source, TEXT)
+    dense = torch.zeros_like(expected)
+    for feature, hits in result.active.items():
+        assert [pos for pos, _ in hits] == sorted(pos for pos, _ in hits)
+        for pos, value in hits:
+            dense[pos, feature] = value
+    assert torch.allclose(dense, expected, atol=1e-5)
+    per_token = (expected > 0).sum(dim=-1)
+    assert int(per_token.max()) > 5  # more than a top-k of 5 would report: nothing is cut off
+    without_bos = active_features(tiny_model, source, TEXT, ignore_bos=True)
+    assert all(pos > 0 for hits in without_bos.active.values() for pos, _ in hits)
+    as_json = result.to_dict()
+    assert as_json["tokens"] == list(result.tokens.strings)
+    assert sum(len(v) for v in as_json["activeFeatures"].values()) == int((expected > 0).sum())
