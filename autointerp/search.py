@@ -129,16 +129,12 @@ class SourceIds:
     """Scope and visibility resolved against the source table: the explanation rows to search are those
     whose `source_id` is in `only` (a scoped search), or any but `hidden` up to `newest` (the whole
     catalog: usually few hidden sources; bounded by the newest source id seen, so a source created after
-    this lookup cannot slip in). `everything`: staff over the whole catalog, no filter at all."""
+    this lookup cannot slip in). Neither: staff over the whole catalog, no filter at all."""
 
     only: tuple[int, ...] | None = None
     hidden: tuple[int, ...] = ()
     newest: int = 0
     features: int | None = None  # sum of the scoped sources' num_features, None when any is unknown
-
-    @property
-    def everything(self) -> bool:
-        return self.only is None and not self.hidden
 
     def condition(self, *, for_index: bool) -> Q:
         """The filter on explanation rows. `for_index`: written as `source_id + 0`, which no btree index
