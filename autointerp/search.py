@@ -164,11 +164,6 @@ def source_ids(scope: SearchScope, user: Any = None) -> SourceIds:
     return SourceIds(hidden=hidden, newest=max((pk for pk, _ in seen), default=0))
 
 
-def searchable(scope: SearchScope, user: Any = None) -> Q:
-    """Scope and visibility as a filter on the explanation's own `source_id`."""
-    return source_ids(scope, user).condition(for_index=False)
-
-
 def search_queryset(
     vector: Any,
     *,
@@ -277,11 +272,12 @@ def search_explanations(
         vector = np.asarray(query, dtype=np.float32)
     if vector.shape != (spec.dimensions,):
         raise ValueError(f"{spec.name} vectors have {spec.dimensions} dimensions, got {vector.shape}")
-    sources = source_ids(scope or SearchScope(), user)
+    scope = scope or SearchScope()
+    sources = source_ids(scope, user)
     exact = exact or is_small(sources, spec.name)
     queryset = search_queryset(
-        vector.tolist(), embedder=spec.name, scope=scope or SearchScope(), user=user, filters=filters,
-        sources=sources, for_index=not exact,
+        vector.tolist(), embedder=spec.name, scope=scope, user=user, filters=filters, sources=sources,
+        for_index=not exact,
     )
     if exact:  # a planner switch: local to a transaction so it cannot leak to other queries
         with transaction.atomic(), connection.cursor() as cursor:

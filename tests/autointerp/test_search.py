@@ -165,9 +165,9 @@ def test_staff_see_every_source_and_a_private_release_hides_its_sources(
 def test_a_source_created_after_the_visibility_lookup_is_not_searched(corpus: dict) -> None:
     """The whole-catalog filter excludes the hidden sources it knows of, bounded by the newest source id it
     saw: a private source created between that lookup and the vector query cannot leak."""
-    from autointerp.search import searchable
+    from autointerp.search import source_ids
 
-    condition = searchable(SearchScope(), None)
+    condition = source_ids(SearchScope(), None).condition(for_index=False)
     late = factories.make_source(corpus["gpt2/6"].model, 9, visibility=Visibility.PRIVATE)
     Explanation.objects.create(feature=factories.make_feature(late, 0), description="late#0",
                                embedding=QUERY, embedder=MINILM.name)
