@@ -144,9 +144,9 @@ BASELINE_SQL = {
         'JOIN features_feature f ON f.source_id = %s AND f.index = t."index"::int ON CONFLICT DO NOTHING'),
     "explanations": (
         "INSERT INTO features_explanation (feature_id, external_id, description, embedding, embedder, type_id, "
-        "explanation_model_id, explainer_settings, score_v1, notes, created_at) "
+        "explanation_model_id, explainer_settings, score_v1, notes, method, score_type_name, created_at) "
         'SELECT f.id, t."id", t."description", t."embedding", \'text-embedding-3-large-256\', t."typeName", '
-        't."explanationModelName", \'{}\', 0, \'\', now() '
+        't."explanationModelName", \'{}\', 0, \'\', \'\', \'\', now() '
         'FROM jsonb_to_recordset(%s::jsonb) AS t("id" text, "index" text, "description" text, '
         '"embedding" vector(256), "typeName" text, "explanationModelName" text) '
         'JOIN features_feature f ON f.source_id = %s AND f.index = t."index"::int ON CONFLICT DO NOTHING'),

@@ -1,10 +1,16 @@
-"""Write a source from the database in Neuronpedia's export layout (features/importer/layout.py).
+"""Write a source from the database in Neuronpedia's export layout, as files Neuronpedia's importer accepts.
 
-`{folder}/config/*.jsonl`, `{folder}/{model}/{source}/{release,model,sourceset,source}.jsonl` and gzipped
-batches of 1,024 features (their activations in the same-numbered activations file) and 1,024
-explanations. Keys are Neuronpedia's column names, plus a few of ours that Neuronpedia ignores
-(isDead, embedder, num_features, hookName, hfId). Each file is written to a temporary name and renamed,
-so a re-run (or a crash) never leaves half a file.
+`{folder}/config/*.jsonl` (the five catalogs, eval types included), `{folder}/{model}/{source}/`
+`{release,model,sourceset,source}.jsonl`, `inference_hosts.jsonl` + `inference_hosts_on_source.jsonl`, and
+gzipped batches of 1,024 features (their activations in the same-numbered activations file) and 1,024
+explanations. Every row has exactly Neuronpedia's columns (layout.NP_COLUMNS: no key of ours, which its
+Prisma `create` would refuse) and every NOT NULL one (`creatorId`, `authorId`...): the ids an import kept,
+else `creator_id` (like its exporter's DEFAULT_CREATOR_ID; the user must exist in the target instance).
+Metadata and catalog rows start from the original row kept at import (UpstreamRecord), so a round trip
+Neuronpedia -> us -> Neuronpedia loses nothing; our columns win where they differ, and an empty value of
+ours over an upstream null writes the null. Explanation embeddings are written in pgvector's text form, as
+Neuronpedia's exporter writes them (256-d only: its column is vector(256)). Each file is written to a
+temporary name and renamed, so a re-run (or a crash) never leaves half a file.
 """
 
 from __future__ import annotations
@@ -27,12 +33,20 @@ from features.importer.layout import (
     EXPLANATION_COLUMNS,
     FEATURE_COLUMNS,
     MODEL_FIELDS,
+    NP_COLUMNS,
+    NP_REQUIRED,
     RELEASE_FIELDS,
     SOURCE_FIELDS,
     SOURCESET_FIELDS,
+    UPSTREAM_TABLES,
 )
 from features.importer.pipeline import Step
-from features.models import Activation, Explanation, Feature, Source
+from features.models import Activation, Explanation, Feature, Source, UpstreamRecord
+
+DEFAULT_CREATOR_ID = "clkht01d40000jv08hvalcvly"  # the id Neuronpedia's own scripts default to
+NP_EMBEDDING_DIMS = 256
+FILLERS: dict[str, Any] = {"description": "", "creatorName": "", "displayName": "", "owner": "",
+                           "outputSchema": {}, "layers": 0, "neuronsPerLayer": 0, "hostUrl": ""}
 
 
 def _json_value(value: Any) -> Any:
@@ -53,49 +67,93 @@ def _write(path: Path, rows: Iterable[dict[str, Any]]) -> int:
         out = tmp.open("w", encoding="utf-8")  # noqa: SIM115
     with out:
         for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(json.dumps(row) + "\n")
             count += 1
     os.replace(tmp, path)
     return count
 
 
-def _record(obj: djm.Model, mapping: dict[str, str], **extra: Any) -> dict[str, Any]:
-    return {**{key: _json_value(getattr(obj, name)) for key, name in mapping.items()}, **extra}
+def _upstream(table: str, key: str) -> dict[str, Any]:
+    row = UpstreamRecord.objects.filter(table=table, key=key).values_list("record", flat=True).first()
+    return dict(row) if isinstance(row, dict) else {}
 
 
-def export_config(folder: Path) -> dict[str, int]:
+def np_record(table: str, key: str, obj: djm.Model, mapping: dict[str, str], creator_id: str,
+              **extra: Any) -> dict[str, Any]:
+    """One metadata / catalog row with exactly Neuronpedia's columns of `table`."""
+    record = _upstream(table, key)
+    for np_key, name in mapping.items():
+        value = _json_value(getattr(obj, name))
+        if value in ("", [], {}) and np_key in record and record[np_key] is None:
+            value = None  # ours has no null here; the upstream row had one
+        if np_key == "settings" and value is not None and not isinstance(value, str):
+            value = json.dumps(value)  # a TEXT column there
+        record[np_key] = value
+    record.update(extra)
+    for required in NP_REQUIRED[table]:
+        if record.get(required) is None:
+            record[required] = creator_id if required == "creatorId" else FILLERS.get(required, "")
+    return {k: record[k] for k in NP_COLUMNS[table] if k in record}
+
+
+def export_config(folder: Path, creator_id: str = DEFAULT_CREATOR_ID) -> dict[str, int]:
     counts = {}
     for filename, (model_name, mapping) in CONFIG_FIELDS.items():
         model = apps.get_model("features", model_name)
-        counts[filename] = _write(folder / "config" / filename,
-                                  (_record(obj, mapping) for obj in model.objects.order_by("name")))
+        table = UPSTREAM_TABLES[filename]
+        counts[filename] = _write(folder / "config" / filename, (
+            np_record(table, obj.pk, obj, mapping, creator_id) for obj in model.objects.order_by("name")))
     return counts
 
 
-def export_metadata(source: Source, target: Path) -> None:
+def export_metadata(source: Source, target: Path, creator_id: str = DEFAULT_CREATOR_ID) -> None:
     source_set = source.source_set
     release = source_set.release
+    model_id = source.model_id
     if release is not None:
-        _write(target / "release.jsonl", [_record(release, RELEASE_FIELDS)])
-    _write(target / "model.jsonl", [_record(source.model, MODEL_FIELDS)])
-    _write(target / "sourceset.jsonl", [_record(source_set, SOURCESET_FIELDS, modelId=source.model_id,
-                                                releaseName=release.name if release else None)])
-    _write(target / "source.jsonl", [_record(source, SOURCE_FIELDS, modelId=source.model_id,
-                                             setName=source_set.name)])
+        _write(target / "release.jsonl", [np_record("SourceRelease", release.name, release, RELEASE_FIELDS,
+                                                    creator_id)])
+    _write(target / "model.jsonl", [np_record("Model", model_id, source.model, MODEL_FIELDS, creator_id)])
+    _write(target / "sourceset.jsonl", [np_record(
+        "SourceSet", f"{model_id}/{source_set.name}", source_set, SOURCESET_FIELDS, creator_id,
+        modelId=model_id, releaseName=release.name if release else None)])
+    _write(target / "source.jsonl", [np_record(
+        "Source", f"{model_id}/{source.name}", source, SOURCE_FIELDS, creator_id, id=source.name,
+        modelId=model_id, setName=source_set.name)])
+    hosts = list(source.upstream_inference_hosts.order_by("id"))
+    _write(target / "inference_hosts.jsonl", [np_record(
+        "InferenceHostSource", host.id, host, {"id": "id", "name": "name", "hostUrl": "host_url",
+                                               "engine": "engine", "modelId": "model_id",
+                                               "runpodServerlessUrl": "runpod_serverless_url"}, creator_id)
+        for host in hosts])
+    _write(target / "inference_hosts_on_source.jsonl", [
+        {"sourceId": source.name, "sourceModelId": model_id, "inferenceHostId": host.id} for host in hosts])
 
 
-def _batch_rows(obj_values: dict[str, Any], columns: tuple, head: dict[str, Any]) -> dict[str, Any]:
-    return {**head, **{c.key: _json_value(obj_values[c.column]) for c in columns}}
+def _float4_text(value: float) -> str:
+    import numpy as np  # noqa: PLC0415
+
+    text = str(np.float32(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
-def export_source(source: Source, folder: Path,
-                  on_step: Callable[[Step], None] | None = None) -> dict[str, Any]:
+def _embedding_text(values: Any) -> str | None:
+    if values is None or len(values) != NP_EMBEDDING_DIMS:
+        return None
+    return "[" + ",".join(_float4_text(v) for v in values) + "]"
+
+
+def _batch_row(values: dict[str, Any], columns: tuple, head: dict[str, Any]) -> dict[str, Any]:
+    return {**head, **{c.key: _json_value(values[c.column]) for c in columns if not c.ours}}
+
+
+def export_source(source: Source, folder: Path, on_step: Callable[[Step], None] | None = None, *,
+                  creator_id: str = DEFAULT_CREATOR_ID) -> dict[str, Any]:
     """Write `source` under `folder`; returns the folder, the number of files and rows per table."""
     started = time.monotonic()
     target = folder / source.model_id / source.name
-    export_config(folder)
-    export_metadata(source, target)
-    head = {"modelId": source.model_id, "layer": source.name}
+    export_config(folder, creator_id)
+    export_metadata(source, target, creator_id)
     counts = {"features": 0, "activations": 0, "explanations": 0}
     feature_cols = ["id", "index", *(c.column for c in FEATURE_COLUMNS)]
     act_cols = ["id", "feature__index", *(c.column for c in ACTIVATION_COLUMNS)]
@@ -108,23 +166,38 @@ def export_source(source: Source, folder: Path,
             break
         last = rows[-1]["index"]
         counts["features"] += _write(target / "features" / f"batch-{batch}.jsonl.gz", (
-            _batch_rows(r, FEATURE_COLUMNS, {**head, "index": str(r["index"]),
-                                             "sourceSetName": source.source_set.name}) for r in rows))
+            _feature_row(r, source) for r in rows))
         activations = (Activation.objects.filter(feature_id__in=[r["id"] for r in rows])
                        .order_by("feature__index", "-max_value", "id").values(*act_cols).iterator(2000))
         counts["activations"] += _write(target / "activations" / f"batch-{batch}.jsonl.gz", (
-            _batch_rows(r, ACTIVATION_COLUMNS, {**head, "index": str(r["feature__index"])})
-            | {"id": r["external_id"] or f"np{r['id']}"} for r in activations))
+            _activation_row(r, source, creator_id) for r in activations))
         files += 2
         if on_step:
             on_step(Step(f"features+activations/batch-{batch}", len(rows), time.monotonic() - t0))
         batch += 1
-    counts["explanations"], explanation_files = _export_explanations(source, target, head, on_step)
+    counts["explanations"], explanation_files = _export_explanations(source, target, creator_id, on_step)
     return {"folder": str(folder), "path": str(target), "files": files + explanation_files,
             "tables": counts, "seconds": round(time.monotonic() - started, 2)}
 
 
-def _export_explanations(source: Source, target: Path, head: dict[str, Any],
+def _head(source: Source, index: int) -> dict[str, Any]:
+    return {"modelId": source.model_id, "layer": source.name, "index": str(index)}
+
+
+def _feature_row(r: dict[str, Any], source: Source) -> dict[str, Any]:
+    return _batch_row(r, FEATURE_COLUMNS, _head(source, r["index"]))
+
+
+def _activation_row(r: dict[str, Any], source: Source, creator_id: str) -> dict[str, Any]:
+    row = _batch_row(r, ACTIVATION_COLUMNS, _head(source, r["feature__index"]))
+    row["id"] = r["external_id"] or f"np{r['id']}"
+    row["creatorId"] = row["creatorId"] or creator_id  # NOT NULL there
+    if row["dataIndex"] is not None:
+        row["dataIndex"] = str(row["dataIndex"])  # a TEXT column there
+    return row
+
+
+def _export_explanations(source: Source, target: Path, creator_id: str,
                          on_step: Callable[[Step], None] | None) -> tuple[int, int]:
     columns = ["id", "feature__index", *(c.column for c in EXPLANATION_COLUMNS)]
     queryset = (Explanation.objects.filter(feature__source=source)
@@ -136,8 +209,16 @@ def _export_explanations(source: Source, target: Path, head: dict[str, Any],
         if not rows:
             return total, batch
         total += _write(target / "explanations" / f"batch-{batch}.jsonl.gz", (
-            _batch_rows(r, EXPLANATION_COLUMNS, {**head, "index": str(r["feature__index"])})
-            | {"id": r["external_id"] or f"np{r['id']}"} for r in rows))
+            _explanation_row(r, source, creator_id) for r in rows))
         if on_step:
             on_step(Step(f"explanations/batch-{batch}", len(rows), time.monotonic() - t0))
         batch += 1
+
+
+def _explanation_row(r: dict[str, Any], source: Source, creator_id: str) -> dict[str, Any]:
+    row = _batch_row(r, EXPLANATION_COLUMNS, _head(source, r["feature__index"]))
+    row["id"] = r["external_id"] or f"np{r['id']}"
+    row["authorId"] = row["authorId"] or creator_id  # NOT NULL there
+    row["embedding"] = _embedding_text(r["embedding"])
+    row["notes"] = row["notes"] or None  # nullable there; we keep '' for none
+    return row

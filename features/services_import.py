@@ -103,7 +103,7 @@ def run_import_job(job_id: int, *, on_step: OnStep | None = None) -> dict[str, A
         return {"base": store.base, "config": import_config(store, job_id=job_id, on_step=on_step)}
     model_id, names = params["model_id"], params["sources"]
     plans = {name: plan_source(store, model_id, name) for name in names}
-    total = sum(1 + len(plan) for plan in plans.values())
+    total = sum(2 + len(plan) for plan in plans.values())  # metadata, the files, the swap
     done = 0
     jobs.record_progress(job_id, done=0, total=total)
 
@@ -116,6 +116,7 @@ def run_import_job(job_id: int, *, on_step: OnStep | None = None) -> dict[str, A
 
     results = {name: import_source(store, model_id, name, plans[name], job_id=job_id,
                                    force=params.get("force", False), on_step=step) for name in names}
+    jobs.record_progress(job_id, done=total)  # an unchanged source skips its files in one step
     return {"base": store.base, "ok": all(r["ok"] for r in results.values()), "sources": results}
 
 

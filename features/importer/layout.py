@@ -1,13 +1,21 @@
 """Neuronpedia's export layout and the mapping of its keys (DB column names) to our columns.
 
+What `utils/neuronpedia-utils/neuronpedia_utils/export-data.py` writes (and our exporter writes back):
 ```
-{base}/config/explanation_type.jsonl ...            catalogs
-{base}/{model}/{source}/model.jsonl, sourceset.jsonl, source.jsonl, release.jsonl
-{base}/{model}/{source}/features/batch-{n}.jsonl.gz       1,024 features per file, by index
-{base}/{model}/{source}/activations/batch-{n}.jsonl.gz    activations of features [1024n, 1024(n+1))
-{base}/{model}/{source}/explanations/batch-{n}.jsonl.gz   1,024 explanations per file
+{base}/config/explanation_type.jsonl, explanation_model_type.jsonl, explanation_score_type.jsonl,
+             explanation_score_model.jsonl, eval_type.jsonl           catalogs (SELECT *), plain JSONL
+{base}/{model}/{source}/model.jsonl, release.jsonl, sourceset.jsonl, source.jsonl        one row each
+{base}/{model}/{source}/inference_hosts.jsonl, inference_hosts_on_source.jsonl   upstream servers
+{base}/{model}/{source}/features/batch-{n}.jsonl.gz      1,024 features per file, ORDER BY the *text*
+                                                         column `index` (batch 0: 0, 1, 10, 100, 1000...)
+{base}/{model}/{source}/activations/batch-{n}.jsonl.gz   activations of features [1024n, 1024(n+1))
+{base}/{model}/{source}/explanations/batch-{n}.jsonl.gz  1,024 explanations per file, by text index
 ```
-Keys we add in our exports (ignored by Neuronpedia) are marked "ours" below; an import never needs them.
+Rows are Neuronpedia's rows with its column names as keys; NULL is written as null; explanation
+embeddings come out of psycopg2 (no pgvector adapter) as strings "[0.07,-0.04,...]". Its SAEDashboard
+converter writes the same layout with `index` as a number and `"dimension": null`, `layers: 0`.
+Columns marked `ours` are not Neuronpedia's: an import never needs them and a Neuronpedia export leaves
+them out.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ DEFAULT_BASE = "https://neuronpedia-datasets.s3.amazonaws.com/v1"
 BATCH_SIZE = 1024
 BATCH_KINDS = ("features", "activations", "explanations")
 METADATA_FILES = ("release.jsonl", "model.jsonl", "sourceset.jsonl", "source.jsonl")
+HOST_FILES = ("inference_hosts.jsonl", "inference_hosts_on_source.jsonl")
 CONFIG_FILES = ("explanation_type.jsonl", "explanation_model_type.jsonl",
                 "explanation_score_type.jsonl", "explanation_score_model.jsonl", "eval_type.jsonl")
 BATCH_RE = re.compile(r"^batch-(\d+)\.jsonl(\.gz)?$")
@@ -34,6 +43,7 @@ class Column:
     kind: ValueKind
     required: bool = False
     nullable: bool = True   # False: JSON null becomes the column's empty value ('' / [] / false)
+    ours: bool = False      # not a Neuronpedia column
 
 
 def batch_number(name: str) -> int:
@@ -43,34 +53,40 @@ def batch_number(name: str) -> int:
 
 FEATURE_COLUMNS: tuple[Column, ...] = (
     Column("maxActApprox", "max_act_approx", "float"),
-    Column("frac_nonzero", "frac_nonzero", "float"),
-    Column("freq_hist_data_bar_heights", "freq_hist_data_bar_heights", "floats", nullable=False),
-    Column("freq_hist_data_bar_values", "freq_hist_data_bar_values", "floats", nullable=False),
-    Column("logits_hist_data_bar_heights", "logits_hist_data_bar_heights", "floats", nullable=False),
-    Column("logits_hist_data_bar_values", "logits_hist_data_bar_values", "floats", nullable=False),
-    Column("pos_str", "pos_str", "strs", nullable=False),
-    Column("pos_values", "pos_values", "floats", nullable=False),
-    Column("neg_str", "neg_str", "strs", nullable=False),
-    Column("neg_values", "neg_values", "floats", nullable=False),
-    Column("topkCosSimIndices", "topk_cos_sim_indices", "ints", nullable=False),
-    Column("topkCosSimValues", "topk_cos_sim_values", "floats", nullable=False),
-    Column("neuron_alignment_indices", "neuron_alignment_indices", "ints", nullable=False),
-    Column("neuron_alignment_values", "neuron_alignment_values", "floats", nullable=False),
-    Column("neuron_alignment_l1", "neuron_alignment_l1", "floats", nullable=False),
-    Column("correlated_neurons_indices", "correlated_neurons_indices", "ints", nullable=False),
-    Column("correlated_neurons_pearson", "correlated_neurons_pearson", "floats", nullable=False),
-    Column("correlated_neurons_l1", "correlated_neurons_l1", "floats", nullable=False),
-    Column("decoder_weights_dist", "decoder_weights_dist", "floats", nullable=False),
+    Column("frac_nonzero", "frac_nonzero", "float", nullable=False),
+    Column("freq_hist_data_bar_heights", "freq_hist_data_bar_heights", "floats"),
+    Column("freq_hist_data_bar_values", "freq_hist_data_bar_values", "floats"),
+    Column("logits_hist_data_bar_heights", "logits_hist_data_bar_heights", "floats"),
+    Column("logits_hist_data_bar_values", "logits_hist_data_bar_values", "floats"),
+    Column("pos_str", "pos_str", "strs"),
+    Column("pos_values", "pos_values", "floats"),
+    Column("neg_str", "neg_str", "strs"),
+    Column("neg_values", "neg_values", "floats"),
+    Column("topkCosSimIndices", "topk_cos_sim_indices", "ints"),
+    Column("topkCosSimValues", "topk_cos_sim_values", "floats"),
+    Column("neuron_alignment_indices", "neuron_alignment_indices", "ints"),
+    Column("neuron_alignment_values", "neuron_alignment_values", "floats"),
+    Column("neuron_alignment_l1", "neuron_alignment_l1", "floats"),
+    Column("correlated_neurons_indices", "correlated_neurons_indices", "ints"),
+    Column("correlated_neurons_pearson", "correlated_neurons_pearson", "floats"),
+    Column("correlated_neurons_l1", "correlated_neurons_l1", "floats"),
+    Column("correlated_features_indices", "correlated_features_indices", "ints"),
+    Column("correlated_features_pearson", "correlated_features_pearson", "floats"),
+    Column("correlated_features_l1", "correlated_features_l1", "floats"),
+    Column("decoder_weights_dist", "decoder_weights_dist", "floats"),
     Column("umap_x", "umap_x", "float"),
     Column("umap_y", "umap_y", "float"),
     Column("umap_cluster", "umap_cluster", "int"),
     Column("umap_log_feature_sparsity", "umap_log_feature_sparsity", "float"),
     Column("hasVector", "has_vector", "bool", nullable=False),
     Column("vector", "vector", "floats"),
-    Column("vectorLabel", "vector_label", "str", nullable=False),
+    Column("vectorLabel", "vector_label", "str"),
     Column("vectorDefaultSteerStrength", "vector_default_steer_strength", "float"),
-    Column("hookName", "hook_name", "str", nullable=False),
-    Column("isDead", "is_dead", "bool", nullable=False),  # ours; derived from frac_nonzero == 0 if absent
+    Column("hookName", "hook_name", "str"),
+    Column("creatorId", "creator_external_id", "str"),
+    Column("sourceSetName", "source_set_name", "str"),
+    # ours; derived from frac_nonzero == 0 if absent
+    Column("isDead", "is_dead", "bool", nullable=False, ours=True),
 )
 
 ACTIVATION_COLUMNS: tuple[Column, ...] = (
@@ -84,11 +100,17 @@ ACTIVATION_COLUMNS: tuple[Column, ...] = (
     Column("binMax", "bin_max", "float"),
     Column("binContains", "bin_contains", "float"),
     Column("qualifyingTokenIndex", "qualifying_token_index", "int"),
-    Column("dataSource", "data_source", "str", nullable=False),
+    Column("dataSource", "data_source", "str"),
     Column("dataIndex", "data_index", "int"),
-    Column("dfaValues", "dfa_values", "floats", nullable=False),
+    Column("dfaValues", "dfa_values", "floats"),
     Column("dfaTargetIndex", "dfa_target_index", "int"),
     Column("dfaMaxValue", "dfa_max_value", "float"),
+    Column("lossValues", "loss_values", "floats"),
+    Column("logitContributions", "logit_contributions", "str"),
+    Column("zKIndices", "z_k_indices", "ints"),
+    Column("zQIndices", "z_q_indices", "ints"),
+    Column("zValues", "z_values", "floats"),
+    Column("creatorId", "creator_external_id", "str"),
 )
 
 EXPLANATION_COLUMNS: tuple[Column, ...] = (
@@ -104,14 +126,15 @@ EXPLANATION_COLUMNS: tuple[Column, ...] = (
     Column("umap_cluster", "umap_cluster", "int"),
     Column("umap_log_feature_sparsity", "umap_log_feature_sparsity", "float"),
     Column("notes", "notes", "str", nullable=False),
-    Column("embedder", "embedder", "str", nullable=False),  # ours; inferred from the width if absent
+    Column("authorId", "author_external_id", "str"),
+    Column("embedder", "embedder", "str", nullable=False, ours=True),  # inferred from the width if absent
 )
 
 BATCH_COLUMNS: dict[str, tuple[Column, ...]] = {
     "features": FEATURE_COLUMNS, "activations": ACTIVATION_COLUMNS, "explanations": EXPLANATION_COLUMNS,
 }
 
-# Metadata rows: (export key, our field). Unknown keys are ignored.
+# Metadata rows: (export key, our field). Every key, known or not, is also kept whole in UpstreamRecord.
 MODEL_FIELDS = {
     "id": "id", "displayName": "display_name", "displayNameShort": "display_name_short",
     "owner": "owner", "website": "website", "layers": "layers", "neuronsPerLayer": "neurons_per_layer",
@@ -157,4 +180,67 @@ CONFIG_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
         "scorerModel": "scorer_model", "isAttention": "is_attention", "settings": "settings"}),
     "explanation_score_model.jsonl": ("ExplanationScoreModel", {
         "name": "name", "displayName": "display_name", "openRouterModelId": "open_router_model_id"}),
+    "eval_type.jsonl": ("EvalType", {
+        "name": "name", "displayName": "display_name", "description": "description",
+        "longerDescription": "longer_description", "outputSchema": "output_schema", "featured": "featured",
+        "url": "url"}),
+}
+# Neuronpedia's table of each metadata / config file (UpstreamRecord.table).
+UPSTREAM_TABLES = {
+    "release.jsonl": "SourceRelease", "model.jsonl": "Model", "sourceset.jsonl": "SourceSet",
+    "source.jsonl": "Source", "explanation_type.jsonl": "ExplanationType",
+    "explanation_model_type.jsonl": "ExplanationModelType",
+    "explanation_score_type.jsonl": "ExplanationScoreType",
+    "explanation_score_model.jsonl": "ExplanationScoreModel", "eval_type.jsonl": "EvalType",
+    "inference_hosts.jsonl": "InferenceHostSource",
+}
+
+# Neuronpedia's columns per table (apps/webapp/prisma/schema.prisma), in their order; `required`: NOT NULL
+# without a default, which its importer (Prisma create / INSERT ... jsonb_to_recordset) needs in every row.
+# An export for Neuronpedia writes these keys and no others.
+NP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "Model": ("id", "displayNameShort", "displayName", "creatorId", "tlensId", "dimension", "visibility",
+              "inferenceEnabled", "instruct", "layers", "neuronsPerLayer", "createdAt", "owner", "updatedAt",
+              "website", "defaultSourceId", "defaultSourceSetName", "thinking", "defaultGraphSourceSetName",
+              "openRouterId"),
+    "SourceRelease": ("name", "visibility", "isNewUi", "featured", "description", "descriptionShort", "urls",
+                      "creatorEmail", "creatorName", "creatorNameShort", "creatorId", "defaultSourceId",
+                      "defaultUmapSourceIds", "createdAt", "defaultSourceSetName"),
+    "SourceSet": ("modelId", "name", "hasDashboards", "visibility", "description", "type", "creatorName",
+                  "urls", "creatorEmail", "creatorId", "releaseName", "defaultRange", "defaultShowBreaks",
+                  "showDfa", "showCorrelated", "showHeadAttribution", "showUmap", "createdAt",
+                  "defaultOfModelId", "allowInferenceSearch", "graphEnabled", "defaultGraphModelId",
+                  "hasGraphs", "similarityMatrixEnabled"),
+    "Source": ("id", "modelId", "hasDashboards", "inferenceEnabled", "saelensConfig", "saelensRelease",
+               "saelensSaeId", "hfRepoId", "hfFolderId", "visibility", "setName", "creatorId", "hasUmap",
+               "hasUmapLogSparsity", "hasUmapClusters", "num_prompts", "num_tokens_in_prompt", "dataset",
+               "notes", "createdAt", "defaultOfModelId", "cosSimMatchModelId", "cosSimMatchSourceId"),
+    "ExplanationType": ("name", "displayName", "description", "featured", "isAttention",
+                        "explainerModelSettingsId", "settings", "url", "creatorName", "creatorId",
+                        "createdAt", "updatedAt"),
+    "ExplanationModelType": ("name", "displayName", "description", "featured", "openRouterModelId", "url",
+                             "creatorName", "createdAt", "updatedAt"),
+    "ExplanationScoreType": ("name", "displayName", "description", "featured", "isAttention",
+                             "scoreDescription", "scorerModel", "settings", "url", "creatorName", "creatorId",
+                             "createdAt", "updatedAt"),
+    "ExplanationScoreModel": ("name", "displayName", "description", "featured", "openRouterModelId", "url",
+                              "creatorName", "createdAt", "updatedAt"),
+    "EvalType": ("name", "displayName", "description", "longerDescription", "outputSchema", "featured", "url",
+                 "createdAt", "updatedAt"),
+    "InferenceHostSource": ("id", "name", "hostUrl", "modelId", "createdAt", "updatedAt", "engine",
+                            "runpodServerlessUrl"),
+    "InferenceHostSourceOnSource": ("sourceId", "sourceModelId", "inferenceHostId"),
+}
+NP_REQUIRED: dict[str, tuple[str, ...]] = {
+    "Model": ("id", "creatorId", "layers", "neuronsPerLayer", "owner"),
+    "SourceRelease": ("name", "description", "creatorName", "creatorId"),
+    "SourceSet": ("modelId", "name", "description", "creatorName", "creatorId"),
+    "Source": ("id", "modelId", "setName", "creatorId"),
+    "ExplanationType": ("name", "displayName", "description", "creatorName", "creatorId"),
+    "ExplanationModelType": ("name", "displayName", "description", "creatorName"),
+    "ExplanationScoreType": ("name", "displayName", "description", "creatorName", "creatorId"),
+    "ExplanationScoreModel": ("name", "displayName", "description", "creatorName"),
+    "EvalType": ("name", "displayName", "description", "outputSchema"),
+    "InferenceHostSource": ("id", "name", "hostUrl", "modelId", "updatedAt"),
+    "InferenceHostSourceOnSource": ("sourceId", "sourceModelId", "inferenceHostId"),
 }

@@ -1,10 +1,13 @@
-"""Load one batch file: stream, validate, COPY, replace the file's previous rows, write its checkpoint —
-all in one transaction, so a crash leaves either the whole file or nothing of it.
+"""Load one batch file into a source (the staging copy, during an import): stream, validate, COPY, replace
+the file's previous rows, write its checkpoint — all in one transaction, so a crash leaves either the
+whole file or nothing of it.
 
-Which rows a file owns (and replaces when its sha256 changes):
+A feature is identified by (source, index) wherever it sits: Neuronpedia's exporter orders features by the
+*text* column `index`, so batch 0 holds 0, 1, 10, 100, 1000, ... and the index ranges of files overlap.
+Which rows a file owns (and replaces when its sha256 changes), kept in the checkpoint's `row_keys`:
 - features: its feature indices (upserted on (source, index); features that left the file are deleted);
-- activations: every activation of the features in its index range (Neuronpedia writes the activations
-  of features [1024n, 1024(n+1)) to batch n; ranges of two files of a source must not overlap);
+- activations: every activation of the feature indices it holds (Neuronpedia writes the activations of
+  features [1024n, 1024(n+1)) to batch n; two files of a source may not hold the same feature's);
 - explanations: its explanation ids (files are 1,024-row slices, so one feature may span two files).
 Old rows are deleted after the COPY by id: rows of this transaction have ids above `nextval` taken first.
 """
@@ -17,14 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from features.importer.copy import copy_rows
 from features.importer.errors import ImportFileError
 from features.importer.layout import ACTIVATION_COLUMNS, EXPLANATION_COLUMNS, FEATURE_COLUMNS
 from features.importer.reader import iter_records
-from features.importer.rows import EMBEDDER_BY_WIDTH, RowError, convert, feature_index
+from features.importer.rows import EMBEDDER_BY_WIDTH, RowError, convert, feature_index, split_z_indices
 from features.models import (
     Activation,
     Explanation,
@@ -66,6 +68,11 @@ class SourceContext:
             self._feature_ids = dict(Feature.objects.filter(source=self.source).values_list("index", "id"))
         return self._feature_ids
 
+    @property
+    def label(self) -> str:
+        """The source's name in messages (a staging copy is named after its live source)."""
+        return self.source.name.removesuffix(".staging")
+
     def forget_features(self) -> None:
         self._feature_ids = None
 
@@ -97,22 +104,25 @@ def fast_commit() -> None:
         cursor.execute("SELECT set_config('synchronous_commit', 'off', true)")
 
 
-def is_current(path: str, sha256: str) -> bool:
-    return ImportedFile.objects.filter(path=path, status=ImportedFileStatus.DONE, sha256=sha256).exists()
+def is_current(path: str, sha256: str, *, staged: bool = False) -> bool:
+    return ImportedFile.objects.filter(path=path, staged=staged, status=ImportedFileStatus.DONE,
+                                       sha256=sha256).exists()
 
 
 def load_batch_file(ctx: SourceContext, kind: str, path: str, handle: BinaryIO, *, sha256: str,
-                    size: int) -> FileStats | None:
-    """Import one batch file; None when it is already imported with this sha256 (nothing changes)."""
+                    size: int, staged: bool = True) -> FileStats | None:
+    """Import one batch file into `ctx.source`; None when it is already loaded there with this sha256."""
     try:
         with transaction.atomic():
             lock_path(path)
             fast_commit()
-            previous = ImportedFile.objects.filter(path=path).first()
+            previous = ImportedFile.objects.filter(path=path, staged=staged).first()
             if previous and previous.status == ImportedFileStatus.DONE and previous.sha256 == sha256:
                 return None
+            if previous and previous.status != ImportedFileStatus.DONE:
+                previous = None  # a failed checkpoint owns no rows
             stats = LOADERS[kind](ctx, path, handle, previous)
-            ImportedFile.objects.update_or_create(path=path, defaults={
+            ImportedFile.objects.update_or_create(path=path, staged=staged, defaults={
                 "kind": kind, "source": ctx.source, "base": ctx.base, "status": ImportedFileStatus.DONE,
                 "size": size, "sha256": sha256, "rows_read": stats.rows_read,
                 "rows_written": stats.rows_written, "index_min": stats.index_min,
@@ -121,16 +131,24 @@ def load_batch_file(ctx: SourceContext, kind: str, path: str, handle: BinaryIO, 
             return stats
     except ImportFileError as exc:
         record_failure(path=path, kind=kind, source=ctx.source, base=ctx.base, job_id=ctx.job_id,
-                       error=str(exc))
+                       error=str(exc), staged=staged)
         raise
 
 
 def record_failure(*, path: str, kind: str, source: Source | None, base: str, job_id: int | None,
-                   error: str) -> None:
-    """Keep what the previous version of the file owned (its rows are still there); mark it FAILED."""
-    ImportedFile.objects.update_or_create(path=path, defaults={
-        "kind": kind, "source": source, "base": base, "status": ImportedFileStatus.FAILED,
-        "error": error[:5000], "job_id": job_id})
+                   error: str, staged: bool = True) -> None:
+    """Mark the file FAILED (its rows were rolled back; a staged file's earlier version no longer counts)."""
+    ImportedFile.objects.update_or_create(path=path, staged=staged, defaults={
+        "kind": kind, "source": source, "base": base, "status": ImportedFileStatus.FAILED, "sha256": "",
+        "row_keys": [], "error": error[:5000], "job_id": job_id})
+
+
+def _defaults_for(model: type, columns: list[str]) -> dict[str, Any]:
+    """NOT NULL columns with a Django default that the file does not fill (a COPY skips Django's
+    defaults): added to every row with that default."""
+    return {f.column: f.get_default() for f in model._meta.concrete_fields
+            if not f.null and (f.has_default() or f.empty_strings_allowed) and f.column not in columns
+            and not f.primary_key and not f.is_relation}
 
 
 def _records(path: str, handle: BinaryIO) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -143,15 +161,21 @@ def _next_id(table: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-def _check_no_overlap(ctx: SourceContext, kind: str, path: str, stats: FileStats) -> None:
+def _check_activation_owners(ctx: SourceContext, path: str, stats: FileStats) -> None:
+    """Two activation files of a source may not hold the same feature's examples (each replaces all of
+    its features' activations)."""
     if stats.index_min is None:
         return
-    other = (ImportedFile.objects.filter(source=ctx.source, kind=kind, status=ImportedFileStatus.DONE,
-                                         index_min__lte=stats.index_max, index_max__gte=stats.index_min)
-             .exclude(path=path).first())
-    if other:
-        raise ImportFileError(path, f"its features {stats.index_min}-{stats.index_max} overlap those of "
-                                    f"{other.path} ({other.index_min}-{other.index_max})")
+    mine = set(stats.row_keys)
+    others = (ImportedFile.objects.filter(source=ctx.source, kind="activations",
+                                          status=ImportedFileStatus.DONE, index_min__lte=stats.index_max,
+                                          index_max__gte=stats.index_min)
+              .exclude(path=path).values_list("path", "row_keys"))
+    for other, keys in others:
+        shared = mine.intersection(keys or [])
+        if shared:
+            raise ImportFileError(path, f"it holds activations of feature {min(shared)}, which {other} holds "
+                                        "too")
 
 
 @contextmanager
@@ -178,17 +202,6 @@ def _lock_features(path: str, feature_ids: set[int]) -> None:
                                     "import; import the source again")
 
 
-def _ranges(stats: FileStats, previous: ImportedFile | None) -> list[tuple[int, int]]:
-    ranges = []
-    if stats.index_min is not None and stats.index_max is not None:
-        ranges.append((stats.index_min, stats.index_max))
-    if previous and previous.index_min is not None and previous.index_max is not None:
-        old = (previous.index_min, previous.index_max)
-        if old not in ranges:
-            ranges.append(old)
-    return ranges
-
-
 def _load_features(ctx: SourceContext, path: str, handle: BinaryIO,
                    previous: ImportedFile | None) -> FileStats:
     source, stats, now = ctx.source, FileStats(), timezone.now()
@@ -199,7 +212,7 @@ def _load_features(ctx: SourceContext, path: str, handle: BinaryIO,
     def rows() -> Iterator[list[Any]]:
         for line, record in _records(path, handle):
             try:
-                index = feature_index(record, source.num_features, source.name)
+                index = feature_index(record, source.num_features, ctx.label)
                 values = convert(record, FEATURE_COLUMNS)
             except RowError as exc:
                 raise ImportFileError(path, str(exc), line) from None
@@ -216,18 +229,17 @@ def _load_features(ctx: SourceContext, path: str, handle: BinaryIO,
         cursor.execute(f"CREATE TEMP TABLE np_stage_feature ON COMMIT DROP AS SELECT {', '.join(columns)} "
                        "FROM features_feature WITH NO DATA")
         copy_rows("np_stage_feature", Feature, columns, rows())
-        _check_no_overlap(ctx, "features", path, stats)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:-1])
         cols = ", ".join(columns)
         cursor.execute(f"INSERT INTO features_feature ({cols}) SELECT {cols} FROM np_stage_feature "
                        f"ON CONFLICT (source_id, index) DO UPDATE SET {updates}")
         stats.rows_written = cursor.rowcount
         cursor.execute("DROP TABLE pg_temp.np_stage_feature")
+    stats.row_keys = sorted(lines)
     if previous is not None:  # a changed file: features that left it go, with their rows (ORM cascade)
-        gone = Q()
-        for low, high in _ranges(stats, previous):
-            gone |= Q(index__gte=low, index__lte=high)
-        Feature.objects.filter(gone, source=source).exclude(index__in=list(lines)).delete()
+        gone = set(previous.row_keys or []) - set(lines)
+        if gone:
+            Feature.objects.filter(source=source, index__in=sorted(gone)).delete()
     ctx.forget_features()
     return stats
 
@@ -237,11 +249,15 @@ def _load_activations(ctx: SourceContext, path: str, handle: BinaryIO,
     source, stats, now = ctx.source, FileStats(), timezone.now()
     feature_ids = ctx.feature_ids()
     columns = ["feature_id", *(c.column for c in ACTIVATION_COLUMNS), "created_at"]
+    extra = _defaults_for(Activation, columns)
+    columns += list(extra)
+    tail = list(extra.values())
 
     def rows() -> Iterator[list[Any]]:
         for line, record in _records(path, handle):
             try:
-                index = feature_index(record, source.num_features, source.name)
+                index = feature_index(record, source.num_features, ctx.label)
+                split_z_indices(record)
                 values = convert(record, ACTIVATION_COLUMNS)
                 tokens, acts, top = values[1], values[2], values[4]
                 if len(tokens) != len(acts):
@@ -250,16 +266,18 @@ def _load_activations(ctx: SourceContext, path: str, handle: BinaryIO,
                     raise RowError(f"'maxValueTokenIndex' {top} is outside the {len(tokens)} tokens")
                 feature_id = feature_ids.get(index)
                 if feature_id is None:
-                    raise RowError(f"feature {index} of {source.name} is not imported (its features file "
+                    raise RowError(f"feature {index} of {ctx.label} is not imported (its features file "
                                    "must come first)")
             except RowError as exc:
                 raise ImportFileError(path, str(exc), line) from None
             stats.see(index)
             used.add(feature_id)
-            yield [feature_id, *values, now]
+            indices.add(index)
+            yield [feature_id, *values, now, *tail]
 
     first_new = _next_id("features_activation")
     used: set[int] = set()
+    indices: set[int] = set()
     if ctx.can_skip_triggers():
         # Without the per-row deferred FK check (25 rows per feature): every feature_id comes from
         # ctx.feature_ids(), and `_lock_features` below re-checks them all at once, locked like the
@@ -269,13 +287,13 @@ def _load_activations(ctx: SourceContext, path: str, handle: BinaryIO,
         _lock_features(path, used)
     else:
         stats.rows_written = copy_rows("features_activation", Activation, columns, rows())
-    _check_no_overlap(ctx, "activations", path, stats)
+    stats.row_keys = sorted(indices)
+    _check_activation_owners(ctx, path, stats)
+    owned = sorted(indices | set(previous.row_keys or [] if previous else []))
     with connection.cursor() as cursor:
-        for low, high in _ranges(stats, previous):
-            cursor.execute(
-                "DELETE FROM features_activation a USING features_feature f WHERE a.feature_id = f.id "
-                "AND f.source_id = %s AND f.index BETWEEN %s AND %s AND a.id <= %s",
-                [source.id, low, high, first_new])
+        cursor.execute(
+            "DELETE FROM features_activation a USING features_feature f WHERE a.feature_id = f.id "
+            "AND f.source_id = %s AND f.index = ANY(%s) AND a.id <= %s", [source.id, owned, first_new])
     return stats
 
 
@@ -284,6 +302,9 @@ def _load_explanations(ctx: SourceContext, path: str, handle: BinaryIO,
     source, stats, now = ctx.source, FileStats(), timezone.now()
     feature_ids = ctx.feature_ids()
     columns = ["feature_id", *(c.column for c in EXPLANATION_COLUMNS), "explainer_settings", "created_at"]
+    extra = _defaults_for(Explanation, columns)
+    columns += list(extra)
+    tail = list(extra.values())
     at = {c.key: i for i, c in enumerate(EXPLANATION_COLUMNS)}
     types: set[str] = set()
     llms: set[str] = set()
@@ -292,10 +313,10 @@ def _load_explanations(ctx: SourceContext, path: str, handle: BinaryIO,
     def rows() -> Iterator[list[Any]]:
         for line, record in _records(path, handle):
             try:
-                index = feature_index(record, source.num_features, source.name)
+                index = feature_index(record, source.num_features, ctx.label)
                 values = convert(record, EXPLANATION_COLUMNS)
                 if values[at["embedding"]] is not None and not values[at["embedder"]]:
-                    width = len(record["embedding"])
+                    width = int.from_bytes(values[at["embedding"]][:2], "big")  # pgvector's dims word
                     if width not in EMBEDDER_BY_WIDTH:
                         known = ", ".join(f"{v}: {k}" for k, v in EMBEDDER_BY_WIDTH.items())
                         raise RowError(f"'embedding' has {width} dimensions; no known embedder has that "
@@ -303,7 +324,7 @@ def _load_explanations(ctx: SourceContext, path: str, handle: BinaryIO,
                     values[at["embedder"]] = EMBEDDER_BY_WIDTH[width]
                 feature_id = feature_ids.get(index)
                 if feature_id is None:
-                    raise RowError(f"feature {index} of {source.name} is not imported (its features file "
+                    raise RowError(f"feature {index} of {ctx.label} is not imported (its features file "
                                    "must come first)")
             except RowError as exc:
                 raise ImportFileError(path, str(exc), line) from None
@@ -314,7 +335,7 @@ def _load_explanations(ctx: SourceContext, path: str, handle: BinaryIO,
             types.add(values[at["typeName"]] or "")
             llms.add(values[at["explanationModelName"]] or "")
             stats.see(index)
-            yield [feature_id, *values, {}, now]
+            yield [feature_id, *values, {}, now, *tail]
 
     first_new = _next_id("features_explanation")
     stats.rows_written = copy_rows("features_explanation", Explanation, columns, rows())
@@ -322,13 +343,9 @@ def _load_explanations(ctx: SourceContext, path: str, handle: BinaryIO,
     ExplanationModel.objects.bulk_create([ExplanationModel(name=n) for n in llms if n], ignore_conflicts=True)
     stats.row_keys = list(seen)
     keys = list(set(stats.row_keys) | set(previous.row_keys if previous else []))
-    with connection.cursor() as cursor:
-        for low, high in _ranges(stats, previous):
-            cursor.execute(
-                "DELETE FROM features_explanation e USING features_feature f WHERE e.feature_id = f.id "
-                "AND f.source_id = %s AND f.index BETWEEN %s AND %s AND e.id <= %s "
-                "AND e.external_id = ANY(%s)",
-                [source.id, low, high, first_new, keys])
+    with connection.cursor() as cursor:  # an id seen again (here or in another file) replaces the older row
+        cursor.execute("DELETE FROM features_explanation WHERE source_id = %s AND id <= %s "
+                       "AND external_id = ANY(%s)", [source.id, first_new, keys])
     return stats
 
 

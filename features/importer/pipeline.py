@@ -1,5 +1,8 @@
-"""Import of whole sources: plan the files, load metadata then features, activations and explanations
-file by file (each its own transaction and checkpoint), then verify the counts."""
+"""Import of whole sources: plan the files, read the metadata, load features, activations and explanations
+file by file into the source's staging copy (each file its own transaction and checkpoint), swap the copy
+into the live source in one transaction (features/importer/swap.py), then verify the counts.
+
+An unchanged source (same metadata and batch files, by sha256) is left alone: nothing is written."""
 
 from __future__ import annotations
 
@@ -14,12 +17,18 @@ from features.importer.errors import ImportFileError, ImportSourceError
 from features.importer.hnsw import IndexPlan
 from features.importer.layout import BATCH_KINDS, CONFIG_FILES, batch_number
 from features.importer.loader import SourceContext, is_current, load_batch_file
-from features.importer.metadata import load_config_file, load_source_metadata
+from features.importer.metadata import (
+    SourceMetadata,
+    load_config_file,
+    metadata_current,
+    read_source_metadata,
+)
 from features.importer.reader import iter_records
 from features.importer.rows import EMBEDDER_BY_WIDTH
 from features.importer.storage import HttpStore, LocalStore, RemoteFile, sha256_of
+from features.importer.swap import purge, staging_source, swap_in
 from features.importer.verify import verify_source
-from features.models import ImportedFile, ImportedFileStatus
+from features.models import ImportedFile, ImportedFileKind, ImportedFileStatus, Source
 
 Store = LocalStore | HttpStore
 log = logging.getLogger(__name__)
@@ -67,6 +76,9 @@ def embedded_rows(handle: BinaryIO, path: str) -> Counter[str]:
     try:
         for _, record in iter_records(handle, path):
             embedding = record.get("embedding")
+            if isinstance(embedding, str):  # pgvector's text form, as Neuronpedia's exporter writes it
+                embedding = embedding.count(",") + 1 if embedding.strip() not in ("", "[]") else 0
+                embedding = [0.0] * embedding
             if isinstance(embedding, list) and embedding:
                 name = record.get("embedder") or EMBEDDER_BY_WIDTH.get(len(embedding))
                 if isinstance(name, str):
@@ -100,31 +112,71 @@ def import_source(store: Store, model_id: str, source_name: str, plan: list[tupl
     return result
 
 
+def _unchanged(meta: SourceMetadata, store: Store, plan: list[tuple[str, RemoteFile]]) -> Source | None:
+    """The live source when it was imported from exactly these files (metadata and batches, by sha256)."""
+    live = Source.objects.filter(model_id=meta.model_id, name=meta.source_name).first()
+    if live is None or not metadata_current(meta):
+        return None
+    done = set(ImportedFile.objects.filter(source=live, staged=False, status=ImportedFileStatus.DONE)
+               .exclude(kind=ImportedFileKind.METADATA).values_list("path", flat=True))
+    if done != {remote.path for _, remote in plan}:
+        return None
+    for _, remote in plan:
+        with store.fetch(remote.path) as handle:
+            if not is_current(remote.path, sha256_of(handle)[0]):
+                return None
+    return live
+
+
+def _num_features(meta: SourceMetadata) -> int | None:
+    record = meta.record("source.jsonl") or {}
+    config = record.get("saelensConfig")
+    if isinstance(record.get("num_features"), int):
+        return record["num_features"]
+    if isinstance(config, dict) and isinstance(config.get("d_sae"), int):
+        return config["d_sae"]
+    return None
+
+
 def _import_files(store: Store, model_id: str, source_name: str, plan: list[tuple[str, RemoteFile]],
                   indexes: IndexPlan, *, job_id: int | None, force: bool,
                   on_step: OnStep | None) -> dict[str, Any]:
     started = time.monotonic()
-    source, changed = load_source_metadata(store, model_id, source_name, job_id)
+    meta = read_source_metadata(store, model_id, source_name)
+    live = None if force else _unchanged(meta, store, plan)
+    if live is not None:
+        if on_step:
+            on_step(Step(f"{model_id}/{source_name} (unchanged)", None, time.monotonic() - started))
+        result = verify_source(live, [remote.path for _, remote in plan])
+        result["files"] = {"total": len(plan), "imported": 0, "skipped": len(plan)}
+        return result
+    staging = staging_source(meta, _num_features(meta))
+    stale = ImportedFile.objects.filter(source=staging, staged=True).exclude(
+        path__in=[remote.path for _, remote in plan])
+    if force or stale.exists():
+        purge(staging)
     if on_step:
-        on_step(Step(f"{model_id}/{source_name}/*.jsonl", 1 if changed else None,
-                     time.monotonic() - started))
-    if force:
-        ImportedFile.objects.filter(source=source).exclude(kind="metadata").update(sha256="")
-    ctx = SourceContext(source=source, base=store.base, job_id=job_id)
+        on_step(Step(f"{model_id}/{source_name}/*.jsonl", 1, time.monotonic() - started))
+    ctx = SourceContext(source=staging, base=store.base, job_id=job_id)
     imported = skipped = 0
     for kind, remote in plan:
         t0 = time.monotonic()
         with store.fetch(remote.path) as handle:
             sha, size = sha256_of(handle)
             stats = None
-            if not is_current(remote.path, sha):
+            if not is_current(remote.path, sha, staged=True):
                 if kind == "explanations" and not indexes.decided:
                     indexes.before_explanations(embedded_rows(handle, remote.path))
                 stats = load_batch_file(ctx, kind, remote.path, handle, sha256=sha, size=size)
         imported, skipped = (imported + 1, skipped) if stats else (imported, skipped + 1)
         if on_step:
             on_step(Step(remote.path, stats.rows_written if stats else None, time.monotonic() - t0))
-    result = verify_source(source, [remote.path for _, remote in plan])
+    t0 = time.monotonic()
+    live = swap_in(meta, staging, base=store.base, job_id=job_id)
+    if on_step:
+        on_step(Step(f"{model_id}/{source_name} (staging copy swapped in)", 1,
+                     time.monotonic() - t0))
+    result = verify_source(live, [remote.path for _, remote in plan])
     result["files"] = {"total": len(plan), "imported": imported, "skipped": skipped}
     return result
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
 
 from features.embedders_registry import EMBEDDERS, OPENAI_3_LARGE_256
 from features.importer.layout import Column
@@ -96,8 +97,24 @@ def to_strs(key: str, value: Any) -> list[str]:
     return [v.replace("\x00", "") for v in value] if "\x00" in joined else value
 
 
+def parse_vector_text(key: str, value: str) -> list[Any]:
+    """pgvector's text form "[0.07,-0.04,...]": what Neuronpedia's exporter writes, since psycopg2 has no
+    pgvector adapter and hands the column over as a string."""
+    text = value.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        raise _wrong(key, "a list of numbers or a vector string '[...]'", value)
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise _wrong(key, "a list of numbers or a vector string '[...]'", value) from None
+    return parsed
+
+
 def to_vector(key: str, value: Any) -> bytes:
-    """pgvector's binary format (dims, unused, float4 big-endian), sent as-is by a binary COPY."""
+    """pgvector's binary format (dims, unused, float4 big-endian), sent as-is by a binary COPY. A JSON list
+    or pgvector's text form (a string)."""
+    if type(value) is str:
+        value = parse_vector_text(key, value)
     floats = to_floats(key, value)
     if not len(floats):
         raise RowError(f"key '{key}' must not be an empty list")
@@ -110,6 +127,15 @@ CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
 }
 EMPTY: dict[str, Any] = {"str": "", "floats": EMPTY_FLOATS, "ints": [], "strs": [], "bool": False,
                          "float": 0.0}
+
+
+def split_z_indices(record: dict[str, Any]) -> None:
+    """Exports store attention indices as `zIndices` = [zKIndices, zQIndices] (as Neuronpedia's import
+    reads them); the table has the two columns."""
+    combined = record.get("zIndices")
+    if isinstance(combined, list) and len(combined) == 2:
+        record.setdefault("zKIndices", combined[0])
+        record.setdefault("zQIndices", combined[1])
 
 
 def convert(record: dict[str, Any], columns: tuple[Column, ...]) -> list[Any]:

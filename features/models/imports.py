@@ -1,8 +1,9 @@
 """Checkpoints of imports of Neuronpedia's export layout: one row per file, committed with its rows.
 
-A file's rows and its checkpoint are written in the same transaction, so after a crash (even SIGKILL)
-a file is either DONE with all of its rows or absent from the database; a restart re-reads only the
-files that are not DONE with the same sha256.
+A source is imported into a hidden staging copy first (`staged` checkpoints, one per file, each committed
+with the file's rows), then swapped into the live source in one transaction (features/importer/swap.py):
+after a crash (even SIGKILL) or a bad file the live source is exactly as before, and a restart re-reads
+only the files not yet staged with the same sha256.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class ImportedFile(models.Model):
     """One file of an export, by its path relative to the base
     (e.g. `gpt2-small/6-res-jb/features/batch-0.jsonl.gz`)."""
 
-    path = models.CharField(max_length=500, unique=True)
+    path = models.CharField(max_length=500)
+    staged = models.BooleanField(default=False, help_text="loaded into the staging copy, not yet swapped in")
     kind = models.CharField(max_length=16, choices=ImportedFileKind.choices)
     source = models.ForeignKey("features.Source", null=True, blank=True, on_delete=models.CASCADE,
                                related_name="imported_files")
@@ -49,6 +51,7 @@ class ImportedFile(models.Model):
     class Meta:
         ordering = ["path"]
         indexes = [models.Index(fields=["source", "kind"], name="importedfile_source_kind")]
+        constraints = [models.UniqueConstraint(fields=["path", "staged"], name="importedfile_path_staged")]
 
     def __str__(self) -> str:
         return f"{self.path} ({self.status})"

@@ -95,7 +95,7 @@ def test_exported_files_use_neuronpedia_keys(tmp_path: Path) -> None:
     assert {"id", "tokens", "values", "maxValue", "maxValueTokenIndex", "binMin", "binMax", "binContains",
             "dataSource", "dataIndex"} <= activation.keys()
     assert {"id", "description", "embedding", "typeName", "explanationModelName"} <= explanation.keys()
-    assert len(explanation["embedding"]) == 256
+    assert len(json.loads(explanation["embedding"])) == 256  # pgvector's text form, as Neuronpedia writes it
     assert json.loads((folder / "source.jsonl").read_text())["setName"] == "res-jb"
     assert (tmp_path / "export" / "config" / "explanation_type.jsonl").exists()
 

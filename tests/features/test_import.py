@@ -69,15 +69,15 @@ def test_import_source_loads_every_row_and_records_the_verification(export_root:
     assert result["ok"] is True
     assert {k: v["imported"] for k, v in result["tables"].items()} == SPEC.counts
     assert {k: v["expected"] for k, v in result["tables"].items()} == SPEC.counts
-    assert (job.done, job.total) == (10, 10)  # metadata + 3 features + 3 activations + 3 explanations files
+    assert (job.done, job.total) == (11, 11)  # metadata + 3 features + 3 activations + 3 explanations + swap
     source = Source.objects.get(model_id="gpt2-small", name="6-res-jb")
     assert (source.num_features, source.layer, source.source_set.release_id) == (12, 6, "res-jb")
     assert Model.objects.get(id="gpt2-small").dimension == 768
-    activation = Activation.objects.get(external_id="act6x5x1")
+    activation = Activation.objects.get(external_id="cl06a0000005x000")
     assert (activation.feature.index, len(activation.tokens), activation.data_source) == (
         5, 8, "Skylion007/openwebtext")
     assert ExplanationType.objects.filter(name="oai_token-act-pair").exists()
-    assert ImportedFile.objects.filter(source=source, status="DONE").count() == 13
+    assert ImportedFile.objects.filter(source=source, status="DONE").count() == 15  # + 2 inference host files
 
 
 def test_reimport_of_a_finished_source_is_a_noop(export_root: Path) -> None:
@@ -93,12 +93,12 @@ def test_a_changed_file_is_reimported_and_replaces_its_rows(export_root: Path) -
     run_import(export_root)
     folder = export_root / "gpt2-small" / "6-res-jb"
     rewrite(folder / "activations" / "batch-1.jsonl.gz",
-            lambda rows: [{**r, "maxValue": 99.0} for r in rows if not r["id"].endswith("x0")])
+            lambda rows: [{**r, "maxValue": 99.0} for r in rows if not r["id"].endswith("x000")])
     rewrite(folder / "explanations" / "batch-0.jsonl.gz",
             lambda rows: [{**r, "description": "changed"} for r in rows[1:]])
     job = run_import(export_root)
     assert job.status == JobStatus.DONE, job.error
-    assert job.result["sources"]["6-res-jb"]["files"]["imported"] == 2
+    assert job.result["sources"]["6-res-jb"]["files"]["imported"] == 9  # a changed source is staged again
     assert job.result["sources"]["6-res-jb"]["ok"] is True
     assert Activation.objects.count() == 36 - 4
     assert Activation.objects.filter(max_value=99.0).count() == 8
@@ -132,14 +132,16 @@ def _bad_json_on_line_2(path: Path) -> None:
     (_edit_line(4, lambda r: {k: v for k, v in r.items() if k != "tokens"}),
      "activations/batch-1.jsonl.gz line 4: missing required key 'tokens'"),
 ])
-def test_bad_input_fails_the_file_naming_file_and_line_and_keeps_earlier_files(
+def test_bad_input_fails_the_file_naming_file_and_line_and_imports_nothing_of_the_source(
         export_root: Path, breakage, message: str) -> None:
     breakage(export_root / "gpt2-small" / "6-res-jb" / "activations" / "batch-1.jsonl.gz")
     job = run_import(export_root)
     assert job.status == JobStatus.FAILED
     assert message in job.error
-    assert Feature.objects.count() == 12  # every features file before it stays
-    assert Activation.objects.filter(feature__index__lt=4).count() == 12  # activations/batch-0 stays
+    assert not Source.objects.filter(name="6-res-jb").exists()  # no half-imported source
+    staging = Source.objects.get(name="6-res-jb.staging")  # what was loaded waits there for a resume
+    assert Feature.objects.filter(source=staging).count() == 12
+    assert Activation.objects.filter(feature__index__lt=4).count() == 12  # activations/batch-0 staged
     assert not Activation.objects.filter(feature__index__range=(4, 7)).exists()  # nothing of the bad file
     failed = ImportedFile.objects.get(path="gpt2-small/6-res-jb/activations/batch-1.jsonl.gz")
     assert (failed.status, message in failed.error) == ("FAILED", True)
@@ -169,14 +171,14 @@ def test_unknown_extra_keys_are_ignored(export_root: Path) -> None:
 
 def test_imported_embeddings_are_searchable_through_the_hnsw_index(export_root: Path) -> None:
     run_import(export_root)
-    target = Explanation.objects.get(external_id="exp6x7x0")
+    target = Explanation.objects.get(external_id="cl06e0000007x00")
     assert target.embedder == OPENAI_3_LARGE_256.name
     query = np.asarray(target.embedding) + 0.01
     nearest = (Explanation.objects.filter(embedder=OPENAI_3_LARGE_256.name)
                .annotate(distance=CosineDistance(Cast("embedding", VectorField(dimensions=256)),
                                                  query.tolist()))
                .order_by("distance")[:3])
-    assert nearest[0].external_id == "exp6x7x0"
+    assert nearest[0].external_id == "cl06e0000007x00"
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_sort = off")
