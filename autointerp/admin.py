@@ -64,10 +64,10 @@ class ProviderKeyAdmin(admin.ModelAdmin):
                     rpm=data["rpm"] or 0,
                     limit=data["limit"],
                 )
-            except ValueError as exc:
+                job = start_autointerp_batch(params=params, requested_by=request.user)
+            except ValueError as exc:  # bad parameters, or no LLM provider configured
                 form.add_error(None, str(exc))
             else:
-                job = start_autointerp_batch(params=params, requested_by=request.user)
                 return HttpResponseRedirect(f"/jobs/{job.pk}/")
         context = {**self.admin_site.each_context(request), "form": form, "title": "Autointerp batch"}
         return TemplateResponse(request, "autointerp/admin_batch.html", context)

@@ -22,8 +22,8 @@ from rest_framework.response import Response
 from autointerp import services
 from autointerp.explainers import EXPLAINERS
 from autointerp.llm import ProviderError, UnparseableOutput
-from autointerp.scorers import LLM_SCORE_TYPES, SCORE_TYPES, scoring_set_for_feature
-from autointerp.search import SearchScope, search_explanations
+from autointerp.scorers import SCORE_TYPES, scoring_set_for_feature
+from autointerp.search import SearchFilters, SearchScope, search_explanations
 from features import selectors
 from features.api import schema  # noqa: F401  (registers the x-api-key security scheme)
 from features.api.inference_views import validated, visible_source
@@ -31,6 +31,7 @@ from features.api.permissions import HasApiKey, can_view_model, can_view_source
 from features.api.schema import JSON_ONLY, error, errors
 from features.api.serializers import ExplanationOutSerializer, IdField, IndexField, parse_id
 from features.models import Explanation, Feature, ScoreStatus, SourceRelease, Visibility
+from neuronpedia import fields
 
 EXPLANATIONS = ["explanations"]
 PAGE_SIZE = 20
@@ -46,8 +47,13 @@ DUPLICATE_SCORE = "Explanation score using this same method and model already ex
 # --- serializers ---------------------------------------------------------------------------------
 
 class _QuerySerializer(serializers.Serializer):
-    query = serializers.CharField(min_length=3, max_length=MAX_QUERY_CHARS)
-    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000)
+    query = fields.CharField(min_length=3, max_length=MAX_QUERY_CHARS)
+    offset = fields.IntegerField(required=False, default=0, min_value=0, max_value=10_000)
+    minScore = fields.FloatField(required=False, allow_null=True, min_value=0, max_value=1,
+                                 help_text="only explanations whose score (held-out embedding "
+                                           "ROC-AUC) is at least this")
+    rank = serializers.ChoiceField(choices=["similarity", "score"], required=False, default="similarity",
+                                   help_text="`score`: the 100 nearest explanations ordered by score")
 
 
 class ExplanationSearchAllInSerializer(_QuerySerializer):
@@ -55,17 +61,17 @@ class ExplanationSearchAllInSerializer(_QuerySerializer):
 
 
 class ExplanationSearchSourcesInSerializer(_QuerySerializer):
-    modelId = serializers.CharField(max_length=160)
-    layers = serializers.ListField(child=serializers.CharField(max_length=160), min_length=1, max_length=256,
+    modelId = fields.CharField(max_length=160)
+    layers = serializers.ListField(child=fields.CharField(max_length=160), min_length=1, max_length=256,
                                    help_text="source ids, e.g. [\"6-res-jb\"]")
 
 
 class ExplanationSearchModelInSerializer(_QuerySerializer):
-    modelId = serializers.CharField(max_length=160)
+    modelId = fields.CharField(max_length=160)
 
 
 class ExplanationSearchReleaseInSerializer(_QuerySerializer):
-    releaseName = serializers.CharField(max_length=200)
+    releaseName = fields.CharField(max_length=200)
 
 
 class ExplanationSearchResultSerializer(serializers.Serializer):
@@ -77,6 +83,9 @@ class ExplanationSearchResultSerializer(serializers.Serializer):
     explanationModelName = serializers.CharField(allow_null=True)
     typeName = serializers.CharField(allow_null=True)
     cosine_similarity = serializers.FloatField()
+    score = serializers.FloatField(allow_null=True, help_text="headline score (held-out embedding ROC-AUC)")
+    scoreTypeName = serializers.CharField(allow_null=True)
+    method = serializers.CharField(allow_null=True, help_text="token-analysis, llm, human, or null")
     neuron = serializers.DictField(allow_null=True, help_text="maxActApprox and frac_nonzero of the feature")
 
 
@@ -89,30 +98,34 @@ class ExplanationSearchOutSerializer(serializers.Serializer):
 
 
 @extend_schema_field({"type": "string", "enum": sorted(EXPLAINERS)})
-class _ExplainerTypeField(serializers.CharField):
+class _ExplainerTypeField(fields.CharField):
     """A free string (an unknown type is answered with Neuronpedia's message), documented as the enum."""
 
 
 @extend_schema_field({"type": "string", "enum": sorted(SCORE_TYPES)})
-class _ScoreTypeField(serializers.CharField):
+class _ScoreTypeField(fields.CharField):
     pass
 
 
 class ExplanationGenerateInSerializer(serializers.Serializer):
-    modelId = serializers.CharField(max_length=160)
-    layer = serializers.CharField(max_length=160, help_text="source id")
+    modelId = fields.CharField(max_length=160)
+    layer = fields.CharField(max_length=160, help_text="source id")
     index = IndexField()
     explanationType = _ExplainerTypeField(max_length=100)
-    explanationModelName = serializers.CharField(max_length=200)
+    explanationModelName = fields.CharField(max_length=200)
 
 
 class ExplanationGenerateOutSerializer(serializers.Serializer):
     explanation = ExplanationOutSerializer()
 
 
+class ExplanationDeleteOutSerializer(serializers.Serializer):
+    deleted = serializers.CharField()
+
+
 class ExplanationScoreInSerializer(serializers.Serializer):
     explanationId = IdField()
-    scorerModel = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True)
+    scorerModel = fields.CharField(max_length=200, required=False, allow_null=True, allow_blank=True)
     scorerType = _ScoreTypeField(max_length=100)
 
 
@@ -143,7 +156,8 @@ class ExplanationScoreFailedSerializer(serializers.Serializer):
 def _search(request: Request, data: dict[str, Any], scope: SearchScope) -> Response:
     try:
         page = search_explanations(data["query"], scope=scope, user=request.user, offset=data["offset"],
-                                   limit=PAGE_SIZE)
+                                   limit=PAGE_SIZE, rank=data.get("rank") or "similarity",
+                                   filters=SearchFilters(min_score=data.get("minScore")))
     except ValueError as exc:
         return Response({"message": str(exc)}, status=400)
     except ProviderError as exc:
@@ -160,6 +174,7 @@ def _search(request: Request, data: dict[str, Any], scope: SearchScope) -> Respo
             "index": str(hit.index),
             "description": hit.description, "explanationModelName": hit.explanation_model or None,
             "typeName": hit.explanation_type or None, "cosine_similarity": hit.similarity,
+            "score": hit.score, "scoreTypeName": hit.score_type_name or None, "method": hit.method or None,
             "neuron": None if feature is None else {
                 "modelId": hit.model_id, "layer": hit.source, "index": str(hit.index),
                 "maxActApprox": feature.max_act_approx, "frac_nonzero": feature.frac_nonzero},
@@ -344,7 +359,8 @@ def _unscorable(explanation: Explanation, score_type: str) -> str | None:
         return ("Scoring needs both activating and non-activating examples: this feature has "
                 f"{positive} distinct top examples and {negative} other examples in its source")
     # delphi's scorers (batches of DELPHI_BATCH) drop a final partial batch, negatives first
-    if score_type in LLM_SCORE_TYPES and negative - (positive + negative) % DELPHI_BATCH < 1:
+    delphi = score_type in ("eleuther_recall", "eleuther_fuzz")
+    if delphi and negative - (positive + negative) % DELPHI_BATCH < 1:
         return (f"Too few examples to score: {positive} activating and {negative} non-activating examples "
                 f"do not fill whole batches of {DELPHI_BATCH}")
     return None
@@ -357,3 +373,19 @@ def _visible_explanation(user: Any, explanation_id: str) -> Explanation:
     if not can_view_source(user, explanation.feature.source):
         raise Http404(f"explanation {explanation_id} not found")
     return explanation
+
+
+@extend_schema(tags=EXPLANATIONS, operation_id="explanation_delete", request=None,
+               responses={200: ExplanationDeleteOutSerializer, **errors(auth=True, owner=True)},
+               description="Delete an explanation: its author (or whoever generated it) or an admin.")
+@api_view(["POST"])
+@permission_classes([HasApiKey])
+def explanation_delete(request: Request, explanation_id: str) -> Response:
+    """Delete an explanation you wrote or generated (admins: any)."""
+    from autointerp.views import can_delete  # noqa: PLC0415
+
+    explanation = _visible_explanation(request.user, explanation_id)
+    if not can_delete(request.user, explanation):
+        return Response({"message": "Only its author or an admin can delete this explanation"}, status=403)
+    explanation.delete()
+    return Response({"deleted": explanation_id})

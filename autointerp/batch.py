@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from autointerp.explainers import (
     EXPLAINERS,
     NP_MAX_ACT_LOGITS,
+    OFFLINE_EXPLAINERS,
     ExplainerSettings,
     evidence_for_feature,
     explain,
@@ -44,6 +45,8 @@ class BatchParams:
     max_retries: int = 4
     backoff_s: float = 1.0
     embed: bool = True
+    score: bool = True  # explain: also compute the headline score (held-out embedding) of each new one
+    use_llm: str = "auto"  # np_offline: when to ask the local LLM: auto (no dominant token) / always / never
     limit: int | None = None
     user_id: int | None = None
 
@@ -61,6 +64,8 @@ class BatchParams:
             raise ValueError(f"unknown score types {sorted(unknown)}; known: {', '.join(SCORE_TYPES)}")
         if not 1 <= self.concurrency <= 256:
             raise ValueError("concurrency must be between 1 and 256")
+        if self.use_llm not in ("auto", "always", "never"):
+            raise ValueError("use_llm must be auto, always or never")
         if self.rpm < 0 or self.max_retries < 0:
             raise ValueError("rpm and max_retries must be >= 0")
 
@@ -162,9 +167,16 @@ def _score_items(params: BatchParams, feature_ids: list[int]) -> tuple[int, list
         .order_by("feature_id", "id")
         .values_list("id", flat=True)
     )
+    from django.db.models import Q  # noqa: PLC0415
+
+    from autointerp.offline import SCORER_VERSION  # noqa: PLC0415
+
+    # a DONE embedding score by an older scorer is stale: it is computed again
+    current = ~Q(score_type_id=EMBEDDING) | Q(json_details__scorer_version=SCORER_VERSION)
     done = set(
         ExplanationScore.objects.filter(
-            explanation_id__in=explanations, status=ScoreStatus.DONE, score_type_id__in=params.score_types
+            current, explanation_id__in=explanations, status=ScoreStatus.DONE,
+            score_type_id__in=params.score_types,
         ).values_list("explanation_id", "score_type_id")
     )
     todo = [(eid, st) for eid in explanations for st in params.score_types if (eid, st) not in done]
@@ -196,6 +208,9 @@ def run_batch(
     errors: list[str] = []
     progress(job_id, done=counts.done, total=total)
     needs_llm = params.action == "explain" or any(st != EMBEDDING for st in params.score_types)
+    offline = params.explainer_type in OFFLINE_EXPLAINERS
+    if params.action == "explain" and offline and params.model != LOCAL_MODEL:
+        raise ValueError(f"{params.explainer_type} runs with {LOCAL_MODEL} only")
     model_name = params.model if params.action == "explain" else params.scorer_model
     if needs_llm and backend is None:
         backend = get_backend(model=model_name, user=user)
@@ -236,7 +251,8 @@ class _Runner:
     ) -> None:
         self.params, self.backend, self.user, self.counts, self.errors = params, backend, user, counts, errors
         self.limiter = RateLimiter(params.rpm)
-        self.settings = ExplainerSettings.for_model(params.explainer_type, params.model)
+        self.settings = ExplainerSettings.for_model(params.explainer_type, params.model,
+                                                    extra={"use_llm": params.use_llm})
         self._since_report = 0
 
     def run(self, items: list[Any], report: Callable[[], None]) -> None:
@@ -272,7 +288,10 @@ class _Runner:
 
         if self.params.action == "explain":
             feature = Feature.objects.get(pk=item)
-            return {"item": item, "evidence": evidence_for_feature(feature)}
+            prepared = {"item": item, "evidence": evidence_for_feature(feature)}
+            if self.params.score:
+                prepared["data"] = scoring_set_for_feature(feature)
+            return prepared
         explanation_id, score_type = item
         explanation = Explanation.objects.select_related("feature").get(pk=explanation_id)
         return {
@@ -288,12 +307,18 @@ class _Runner:
 
             def fn() -> Any:
                 self.counts.requests += 1
-                return explain(
+                result = explain(
                     prepared["evidence"],
                     explainer_type=params.explainer_type,
                     backend=self.backend,
                     settings=self.settings,
                 )  # type: ignore[arg-type]
+                if "data" not in prepared:
+                    return result, None
+                try:
+                    return result, score(EMBEDDING, result.text, prepared["data"], None)
+                except ScoringFailed as exc:
+                    return result, exc
         else:
 
             def fn() -> Any:
@@ -334,14 +359,27 @@ class _Runner:
             self._failed(prepared, str(exc))
             return
         if self.params.action == "explain":
-            services.store_explanation(
+            result, scored = result
+            extra = {"offline": result.details} if result.details else {}
+            explanation = services.store_explanation(
                 feature_id=prepared["item"],
                 text=result.text,
                 explainer_type=self.params.explainer_type,
                 model=self.params.model,
-                settings={**self.settings.as_json(), "batch": True},
+                settings={**self.settings.as_json(), "batch": True, **extra},
                 user=self.user,
+                method=result.method,
             )
+            if scored is not None and explanation.description == result.text:
+                services.store_score(
+                    explanation=explanation,
+                    score_type=EMBEDDING,
+                    scorer_model=None,
+                    user=self.user,
+                    outcome=None if isinstance(scored, ScoringFailed) else scored,
+                    failure=scored.reason if isinstance(scored, ScoringFailed) else "",
+                    details=scored.details if isinstance(scored, ScoringFailed) else None,
+                )
         else:
             services.store_score(
                 explanation=prepared["explanation"],

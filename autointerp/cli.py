@@ -75,7 +75,10 @@ def _start(action: str, source: str | None, features: tuple[str, ...], sync: boo
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    job = start_autointerp_batch(params=params, run_now=sync)
+    try:
+        job = start_autointerp_batch(params=params, run_now=sync)
+    except ValueError as exc:  # e.g. no LLM provider configured: refused before a job exists
+        raise click.UsageError(str(exc)) from None
     click.echo(f"job {job.pk} {job.status}: {job.title}")
     click.echo(f"progress: /jobs/{job.pk}/")
     if sync and job.status != "DONE":

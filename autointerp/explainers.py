@@ -45,6 +45,10 @@ class FeatureEvidence:
     examples: tuple[Example, ...]
     top_logits: tuple[str, ...] = ()
     bottom_logits: tuple[str, ...] = ()
+    # Quantile-bin examples the explainer may also see, and the examples held out for scoring (never
+    # shown to an explainer; see autointerp.offline.split_examples).
+    quantile: tuple[Example, ...] = ()
+    held_out: tuple[Example, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,26 +83,23 @@ class ExplainerSettings:
 class ExplainResult:
     text: str
     raw: str
+    method: str = "llm"  # "llm" or "token-analysis" (stored on Explanation.method)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def evidence_for_feature(feature: Any, *, limit: int = 40) -> FeatureEvidence:
-    """Top activating examples (deduplicated by text, strongest first) and top logits of a feature."""
-    from features.models import Activation  # noqa: PLC0415
+    """What an explainer may see of a feature: the even ranks of its top examples (deduplicated by text,
+    strongest first) and of its quantile examples, and its top logits. The odd ranks are held out for
+    scoring (`held_out`), so every explainer's score is measured on examples it did not see."""
+    from autointerp.offline import feature_examples, split_examples  # noqa: PLC0415
 
-    seen: set[str] = set()
-    examples = []
-    rows = Activation.objects.filter(feature=feature).order_by("-max_value").only("tokens", "values")
-    for row in rows[: limit * 2]:
-        example = Example(tuple(row.tokens), tuple(float(v) for v in row.values))
-        if example.text in seen or example.max_value <= 0:
-            continue
-        seen.add(example.text)
-        examples.append(example)
-        if len(examples) >= limit:
-            break
+    top, quantile = feature_examples(feature)
+    split = split_examples(top[: 2 * limit], quantile)
     return FeatureEvidence(
         feature_id=feature.pk,
-        examples=tuple(examples),
+        examples=tuple(top[: 2 * limit][0::2]),
+        quantile=tuple(quantile[0::2]),
+        held_out=split.held_out,
         top_logits=tuple(feature.pos_str or ())[:10],
         bottom_logits=tuple(feature.neg_str or ())[:10],
     )
@@ -283,15 +284,109 @@ def explain_delphi_default(
     return ExplainResult(text=result.explanation.strip()[:500], raw=raw)
 
 
+def explain_offline_best(
+    evidence: FeatureEvidence, backend: ChatBackend | None, settings: ExplainerSettings
+) -> ExplainResult:
+    """The offline explainer (autointerp.offline): token analysis + constrained local LLM, best kept."""
+    from autointerp.offline import SplitExamples, explain_offline  # noqa: PLC0415
+
+    split = SplitExamples(
+        seen=evidence.examples + evidence.quantile,
+        held_out=evidence.held_out,
+        top_logits=evidence.top_logits,
+        bottom_logits=evidence.bottom_logits,
+    )
+    result = explain_offline(split, backend=backend, use_llm=str(settings.extra.get("use_llm", "auto")))
+    return ExplainResult(text=result.text, raw="", method=result.method, details=result.as_json())
+
+
+def explain_np_max_act(
+    evidence: FeatureEvidence, backend: ChatBackend, settings: ExplainerSettings
+) -> ExplainResult:
+    """Neuronpedia's `np_max-act`: the max-activating excerpts and tokens only (no logits)."""
+    bare = FeatureEvidence(feature_id=evidence.feature_id, examples=evidence.examples)
+    return explain_np_max_act_logits(bare, backend, settings)
+
+
+OAI_SYSTEM = (
+    "We're studying neurons in a neural network. Each neuron looks for some particular thing in a short "
+    "document. Look at the parts of the document the neuron activates for and summarize in a single "
+    "sentence what the neuron is looking for. Don't list examples of words.\n\nThe activation format is "
+    "token<tab>activation. Activation values range from 0 to 10. A neuron finding what it's looking for is "
+    "represented by a non-zero activation value. The higher the activation value, the stronger the match."
+)
+OAI_LEAD = "the main thing this neuron does is find"
+
+
+def oai_token_act_pair_prompt(evidence: FeatureEvidence, settings: ExplainerSettings) -> Messages:
+    blocks = []
+    for example in evidence.examples[: settings.max_examples]:
+        top = example.max_value or 1.0
+        peak = example.values.index(example.max_value)
+        lo, hi = max(0, peak - settings.context), min(len(example.values), peak + settings.context + 1)
+        rows = [f"{_clean_token(t)}\t{max(0, round(10 * v / top))}"
+                for t, v in zip(example.tokens[lo:hi], example.values[lo:hi], strict=False)]
+        blocks.append("<start>\n" + "\n".join(rows) + "\n<end>")
+    user = ("Neuron\nActivations:\n" + "\n\n".join(blocks)
+            + f"\n\nExplanation of neuron behavior: {OAI_LEAD}")
+    return [{"role": "system", "content": OAI_SYSTEM}, {"role": "user", "content": user}]
+
+
+def explain_oai_token_act_pair(
+    evidence: FeatureEvidence, backend: ChatBackend, settings: ExplainerSettings
+) -> ExplainResult:
+    """OpenAI's token-activation-pair explainer (Bills et al. 2023) as Neuronpedia runs it."""
+    raw = backend.complete(oai_token_act_pair_prompt(evidence, settings), max_tokens=settings.max_tokens,
+                           temperature=settings.temperature)
+    text = raw.strip()
+    if text.lower().startswith(OAI_LEAD):
+        text = text[len(OAI_LEAD):]
+    return ExplainResult(text=parse_short_explanation(text), raw=raw)
+
+
+ATT_SYSTEM = (
+    "We're studying attention heads in a transformer. Each head attends from some tokens to earlier "
+    "tokens. In each excerpt the token the head is most active on is marked <<like this>>. Describe in "
+    "a few words what this attention head does, starting after 'this attention head'."
+)
+
+
+def explain_oai_attention_head(
+    evidence: FeatureEvidence, backend: ChatBackend, settings: ExplainerSettings
+) -> ExplainResult:
+    """Neuronpedia's `oai_attention-head` for attention (hook_z) features: the excerpts with the active
+    token marked; the answer continues 'this attention head ...'."""
+    lines = [f"{i + 1}. {_highlight(ex, settings.threshold, settings.context)}"
+             for i, ex in enumerate(evidence.examples[: settings.max_examples])]
+    messages = [{"role": "system", "content": ATT_SYSTEM},
+                {"role": "user", "content": "\n".join(lines) + "\nExplanation: this attention head"}]
+    raw = backend.complete(messages, max_tokens=settings.max_tokens, temperature=settings.temperature)
+    return ExplainResult(text=parse_short_explanation(raw), raw=raw)
+
+
 ExplainFn = Callable[[FeatureEvidence, ChatBackend, ExplainerSettings], ExplainResult]
+OFFLINE = "np_offline"
+NP_MAX_ACT = "np_max-act"
+OAI_TOKEN_ACT_PAIR = "oai_token-act-pair"  # noqa: S105 (a method name)
+OAI_ATTENTION_HEAD = "oai_attention-head"
 EXPLAINERS: dict[str, ExplainFn] = {
+    OFFLINE: explain_offline_best,  # type: ignore[dict-item]
     NP_MAX_ACT_LOGITS: explain_np_max_act_logits,
+    NP_MAX_ACT: explain_np_max_act,
     DELPHI_DEFAULT: explain_delphi_default,
+    OAI_TOKEN_ACT_PAIR: explain_oai_token_act_pair,
+    OAI_ATTENTION_HEAD: explain_oai_attention_head,
 }
 EXPLAINER_DESCRIPTIONS = {
+    OFFLINE: "Offline: token analysis + constrained SmolLM2, best candidate kept",
     NP_MAX_ACT_LOGITS: "Neuronpedia: max-activating examples + top logits",
+    NP_MAX_ACT: "Neuronpedia: max-activating examples",
     DELPHI_DEFAULT: "EleutherAI delphi DefaultExplainer on the top 20 examples",
+    OAI_TOKEN_ACT_PAIR: "OpenAI: token / activation pairs",
+    OAI_ATTENTION_HEAD: "OpenAI-style: attention head behaviour",
 }
+# Explainers that need no LLM endpoint (run with the local model or none)
+OFFLINE_EXPLAINERS = (OFFLINE,)
 
 
 def explain(

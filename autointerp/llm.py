@@ -82,12 +82,12 @@ def resolve_provider(*, user: Any = None, model: str | None = None) -> ProviderC
             key = keys.get(provider)
             base_url = key and (key.base_url or DEFAULT_BASE_URLS.get(provider, ""))
             if key and base_url:
-                return ProviderConfig(base_url=base_url, api_key=key.value, model=model, source=origin)
+                return ProviderConfig(base_url=base_url, api_key=key.secret, model=model, source=origin)
     api_key = os.environ.get("NP_OPENAI_API_KEY", "")
     if not api_key and not env_base:
         raise ProviderError(
-            "no LLM provider configured: add a provider key (admin) or set "
-            "NP_OPENAI_API_KEY / NP_OPENAI_BASE_URL",
+            "no LLM provider configured: add your key on the LLM keys page (/accounts/llm-keys/), "
+            "or an admin adds a global one, or set NP_OPENAI_API_KEY / NP_OPENAI_BASE_URL",
             transient=False,
         )
     return ProviderConfig(

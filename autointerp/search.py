@@ -39,6 +39,7 @@ PAGE_FOR_COST = 21
 # queries per hundred stranded in a wrong cluster (recall 0); 300 left none and, with fewer iterative
 # rounds for filtered scopes, was no slower at p95.
 EF_SEARCH = 300
+RERANK_POOL = MAX_PAGE_SIZE  # nearest explanations re-ranked by score (rank="score")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class SearchFilters:
     explanation_type: str = ""
     explanation_model: str = ""
     max_distance: float | None = None
+    min_score: float | None = None  # only explanations whose headline score is at least this
+
+
+RANKS = ("similarity", "score")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class SearchHit:
     distance: float
     explanation_type: str
     explanation_model: str
+    score: float | None = None
+    method: str = ""
+    score_type_name: str = ""
 
     @property
     def similarity(self) -> float:
@@ -190,6 +198,8 @@ def search_queryset(
         queryset = queryset.filter(explanation_model_id=filters.explanation_model)
     if filters.max_distance is not None:
         queryset = queryset.filter(distance__lte=filters.max_distance)
+    if filters.min_score is not None:
+        queryset = queryset.filter(score__gte=filters.min_score)
     return (
         queryset.select_related("feature", "source")
         .only(
@@ -197,6 +207,9 @@ def search_queryset(
             "description",
             "type_id",
             "explanation_model_id",
+            "score",
+            "method",
+            "score_type_name",
             "feature__index",
             "source__name",
             "source__model_id",
@@ -241,6 +254,9 @@ def _hits(rows: list[Explanation]) -> list[SearchHit]:
             distance=float(row.distance),  # type: ignore[attr-defined]
             explanation_type=row.type_id or "",
             explanation_model=row.explanation_model_id or "",
+            score=row.score,
+            method=row.method,
+            score_type_name=row.score_type_name,
         )
         for row in rows
     ]
@@ -257,10 +273,22 @@ def search_explanations(
     filters: SearchFilters | None = None,
     exact: bool = False,
     ef_search: int | None = None,
+    rank: str = "similarity",
 ) -> SearchPage:
-    """One page of the explanations nearest to `query` (text, or a vector of the embedder's width)."""
+    """One page of the explanations nearest to `query` (text, or a vector of the embedder's width).
+
+    `rank="score"` re-ranks by headline score the RERANK_POOL nearest explanations (relevance first
+    decides which are candidates, the score their order; unscored ones last); paging is over that pool."""
     if offset < 0 or not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"offset must be >= 0 and limit between 1 and {MAX_PAGE_SIZE}")
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {', '.join(RANKS)}, not {rank!r}")
+    if rank == "score":
+        pool = search_explanations(query, scope=scope, user=user, embedder=embedder, offset=0,
+                                   limit=RERANK_POOL, filters=filters, exact=exact, ef_search=ef_search)
+        ranked = sorted(pool.hits, key=lambda h: (h.score is None, -(h.score or 0.0), h.distance))
+        return SearchPage(hits=ranked[offset : offset + limit], offset=offset, limit=limit,
+                          has_more=len(ranked) > offset + limit, embedder=pool.embedder)
     spec = embedder_spec(embedder)
     if isinstance(query, str):
         if len(query.strip()) < 3:

@@ -18,12 +18,14 @@ from autointerp.batch import BatchAborted, BatchParams, run_batch, target_featur
 from autointerp.embedders import get_embedder
 from autointerp.explainers import (
     EXPLAINER_DESCRIPTIONS,
+    EXPLAINERS,
+    OFFLINE_EXPLAINERS,
     ExplainerSettings,
     evidence_for_feature,
     explain,
 )
 from autointerp.llm import LOCAL_MODEL, LOCAL_MODEL_DISPLAY, ChatBackend, ProviderError, get_backend
-from autointerp.scorers import SCORE_TYPES, ScoringFailed, score, scoring_set_for_feature
+from autointerp.scorers import EMBEDDING, SCORE_TYPES, ScoringFailed, score, scoring_set_for_feature
 from features.embedders_registry import DEFAULT_EMBEDDER
 from features.models import (
     Explanation,
@@ -40,6 +42,7 @@ from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.jobs.services import create_job, fail_job, finish_job, job_outcome
 
 logger = logging.getLogger(__name__)
+HEADLINE_SCORE = EMBEDDING  # the score shown with every explanation: computed offline, on held-out examples
 
 
 def ensure_catalog(*, explainer_type: str, model: str) -> tuple[ExplanationType, ExplanationModel]:
@@ -74,6 +77,7 @@ def store_explanation(
     user: Any = None,
     embedding: Any = None,
     embedder: str = "",
+    method: str = "llm",
 ) -> Explanation:
     """Create the explanation unless (feature, type, model) already has one, which is returned."""
     etype, emodel = ensure_catalog(explainer_type=explainer_type, model=model)
@@ -91,6 +95,7 @@ def store_explanation(
             triggered_by=user if getattr(user, "pk", None) else None,
             embedding=embedding,
             embedder=embedder if embedding is not None else "",
+            method=method,
         )
 
 
@@ -103,6 +108,7 @@ def generate_explanation(
     backend: ChatBackend | None = None,
     embed: bool = True,
     settings: ExplainerSettings | None = None,
+    score: bool = True,
 ) -> Explanation:
     """Explain one feature with (type, model) and store it, with its embedding; returns the existing
     explanation when the feature already has one from that explainer. Raises ProviderError,
@@ -110,22 +116,33 @@ def generate_explanation(
     found = existing_explanation(feature_id=feature.pk, explainer_type=explainer_type, model=model)
     if found is not None:
         return found
+    if explainer_type not in EXPLAINERS:
+        raise ValueError(f"unknown explainer {explainer_type!r}; known: {', '.join(EXPLAINERS)}")
+    if explainer_type in OFFLINE_EXPLAINERS and model != LOCAL_MODEL:
+        raise ValueError(f"{explainer_type} runs offline with {LOCAL_MODEL} only, not {model!r}")
+    evidence = evidence_for_feature(feature)
+    if not evidence.examples:
+        raise ValueError(f"feature {feature.pk} has no activating examples to explain")
     settings = settings or ExplainerSettings.for_model(explainer_type, model)
     backend = backend or get_backend(model=model, user=user)
-    result = explain(
-        evidence_for_feature(feature), explainer_type=explainer_type, backend=backend, settings=settings
-    )
+    result = explain(evidence, explainer_type=explainer_type, backend=backend, settings=settings)
     vector = get_embedder(DEFAULT_EMBEDDER).embed([result.text])[0] if embed else None
-    return store_explanation(
+    explanation = store_explanation(
         feature_id=feature.pk,
         text=result.text,
         explainer_type=explainer_type,
         model=model,
         user=user,
-        settings={**settings.as_json(), "backend": repr(backend)},
+        settings={**settings.as_json(), "backend": repr(backend), **({"offline": result.details}
+                                                                      if result.details else {})},
         embedding=vector,
         embedder=DEFAULT_EMBEDDER,
+        method=result.method,
     )
+    if score:
+        score_explanation(explanation=explanation, score_type=HEADLINE_SCORE, user=user)
+        explanation.refresh_from_db(fields=["score", "score_type_name"])
+    return explanation
 
 
 def embed_explanations(
@@ -176,11 +193,30 @@ def _score_row(
                 "initiated_by": user if getattr(user, "pk", None) else None,
             },
         )
-        if row.status in (ScoreStatus.DONE, ScoreStatus.RUNNING):
+        fresh = row.status == ScoreStatus.DONE and not is_stale(row, explanation)
+        if row.status == ScoreStatus.RUNNING or fresh:
             return None
         row.status, row.error, row.value = ScoreStatus.RUNNING, "", None
         row.save(update_fields=["status", "error", "value", "updated_at"])
     return row
+
+
+def is_stale(row: ExplanationScore, explanation: Explanation) -> bool:
+    """A DONE score of another text (the explanation was edited) or by an older scorer: recompute it."""
+    from autointerp.offline import SCORER_VERSION  # noqa: PLC0415
+
+    details = row.json_details or {}
+    if "explanation_text" in details and details["explanation_text"] != explanation.description:
+        return True
+    return row.score_type_id == EMBEDDING and details.get("scorer_version") != SCORER_VERSION
+
+
+def sync_headline(explanation_id: int) -> None:
+    """Copy the headline score (DONE value, else none) onto the explanation row."""
+    row = ExplanationScore.objects.filter(explanation_id=explanation_id, score_type_id=HEADLINE_SCORE,
+                                          status=ScoreStatus.DONE).order_by("-updated_at").first()
+    Explanation.objects.filter(pk=explanation_id).update(
+        score=None if row is None else row.value, score_type_name=HEADLINE_SCORE if row else "")
 
 
 def score_explanation(
@@ -215,6 +251,8 @@ def score_explanation(
         return _fail_score(row, f"{type(exc).__name__}: {exc}", {})
     row.status, row.value, row.json_details, row.error = ScoreStatus.DONE, outcome.value, outcome.details, ""
     row.save(update_fields=["status", "value", "json_details", "error", "updated_at"])
+    if row.score_type_id == HEADLINE_SCORE:
+        sync_headline(row.explanation_id)
     return row
 
 
@@ -239,12 +277,16 @@ def store_score(
         return _fail_score(row, failure or "unknown failure", details or {})
     row.status, row.value, row.json_details, row.error = ScoreStatus.DONE, outcome.value, outcome.details, ""
     row.save(update_fields=["status", "value", "json_details", "error", "updated_at"])
+    if row.score_type_id == HEADLINE_SCORE:
+        sync_headline(row.explanation_id)
     return row
 
 
 def _fail_score(row: ExplanationScore, reason: str, details: dict[str, Any]) -> ExplanationScore:
     row.status, row.value, row.error, row.json_details = ScoreStatus.FAILED, None, reason[:2000], details
     row.save(update_fields=["status", "value", "error", "json_details", "updated_at"])
+    if row.score_type_id == HEADLINE_SCORE:
+        sync_headline(row.explanation_id)
     return row
 
 
@@ -252,6 +294,25 @@ def default_scorer_model() -> str:
     import os  # noqa: PLC0415
 
     return os.environ.get("NP_SCORER_MODEL") or os.environ.get("NP_EXPLAINER_MODEL") or "gpt-4o-mini"
+
+
+def check_runnable(params: BatchParams, *, user: Any = None) -> None:
+    """Refuse, before any job exists, what would fail for every item: an offline explainer with another
+    model, or an LLM call with no provider configured (for this user, globally or in the environment).
+    Raises ValueError with a message for people."""
+    from autointerp.explainers import OFFLINE_EXPLAINERS  # noqa: PLC0415
+    from autointerp.llm import resolve_provider  # noqa: PLC0415
+
+    if params.action == "explain" and params.explainer_type in OFFLINE_EXPLAINERS \
+            and params.model != LOCAL_MODEL:
+        raise ValueError(f"{params.explainer_type} runs with {LOCAL_MODEL} only (not {params.model})")
+    model = params.model if params.action == "explain" else params.scorer_model
+    needs_llm = params.action == "explain" or any(st != EMBEDDING for st in params.score_types)
+    if needs_llm and model != LOCAL_MODEL:
+        try:
+            resolve_provider(user=user if getattr(user, "pk", None) else None, model=model)
+        except ProviderError as exc:
+            raise ValueError(exc.reason) from None
 
 
 def start_autointerp_batch(*, params: BatchParams, requested_by: Any = None, run_now: bool = False) -> Job:
@@ -267,6 +328,7 @@ def start_autointerp_batch(*, params: BatchParams, requested_by: Any = None, run
         params = replace(params, scorer_model=default_scorer_model())
     if requested_by is not None and getattr(requested_by, "pk", None) and params.user_id is None:
         params = replace(params, user_id=requested_by.pk)
+    check_runnable(params, user=requested_by)
     source = Source.objects.filter(pk=params.source_id).first() if params.source_id else None
     if params.source_id is not None and source is None:
         raise ValueError(f"source {params.source_id} does not exist")
@@ -300,5 +362,13 @@ def run_autointerp_job(job_id: int, *, backend: ChatBackend | None = None) -> No
             result = run_batch(job_id, params, backend=backend)
         except BatchAborted as exc:
             fail_job(job_id, error=f"stopped: {exc}")
+            return
+        except ProviderError as exc:  # e.g. the provider key was removed after the job was queued
+            fail_job(job_id, error=f"stopped: {exc.reason}")
+            return
+        if result.get("failed") and not result.get("succeeded") and not result.get("skipped"):
+            # nothing came out of it (one feature from its page, say): FAILED, with the first reason
+            reason = result["errors"][0].split(": ", 1)[-1] if result.get("errors") else "every item failed"
+            fail_job(job_id, error=f"failed for every item ({result['failed']}): {reason}", result=result)
             return
         finish_job(job_id, result=result)

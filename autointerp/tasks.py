@@ -20,3 +20,15 @@ def autointerp_batch_task(job_id: int) -> None:
     if not claim_job(job_id):
         return
     run_autointerp_job(job_id)
+
+
+@shared_task(queue=Queue.DEFAULT, acks_late=True, soft_time_limit=600, time_limit=660)
+def score_headline_task(explanation_id: int) -> None:
+    """Compute (or recompute, when stale) the headline score of one explanation. Idempotent: a fresh DONE
+    score is left alone; a failure is stored FAILED with its reason."""
+    from autointerp.services import HEADLINE_SCORE, score_explanation  # noqa: PLC0415
+    from features.models import Explanation  # noqa: PLC0415
+
+    explanation = Explanation.objects.select_related("feature").filter(pk=explanation_id).first()
+    if explanation is not None:
+        score_explanation(explanation=explanation, score_type=HEADLINE_SCORE)

@@ -44,7 +44,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
-    base = os.environ.get("NP_BENCH_PG", "postgresql://postgres@127.0.0.1:54329")
+    base = os.environ.get("NP_BENCH_PG", "")
+    if not base:  # the configured server (embedded: the app's role and password), without its database
+        from neuronpedia import devservices  # noqa: PLC0415
+
+        base = devservices.database_url().rsplit("/", 1)[0]
     with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname='np_bench'").fetchone():
             admin.execute("CREATE DATABASE np_bench")

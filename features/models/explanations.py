@@ -67,8 +67,17 @@ class Explanation(models.Model):
                                on_delete=models.SET_NULL, related_name="explanations")
     triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                      on_delete=models.SET_NULL, related_name="+")
+    author_external_id = models.CharField(max_length=100, null=True, blank=True,
+                                          help_text="Neuronpedia's authorId of an imported explanation")
     embedding = VectorField(null=True, blank=True)
     embedder = models.CharField(max_length=100, blank=True, db_index=True)
+    # How the text was made: "token-analysis" (the offline explainer's deterministic analysis), "llm",
+    # "human", or "" (unknown, e.g. imported). Shown next to every explanation.
+    method = models.CharField(max_length=32, blank=True)
+    # The headline score shown with the explanation (and used by search to filter / rank): by default
+    # `eleuther_embedding` on held-out examples. Kept in step with that ExplanationScore row by autointerp.
+    score = models.FloatField(null=True, blank=True)
+    score_type_name = models.CharField(max_length=100, blank=True)
     score_v1 = models.FloatField(default=0)
     score_v2 = models.FloatField(null=True, blank=True)
     umap_x = models.FloatField(null=True, blank=True)
@@ -91,6 +100,15 @@ class Explanation(models.Model):
 
     def __str__(self) -> str:
         return self.description[:80]
+
+    @property
+    def np_id(self) -> str:
+        """Neuronpedia's id of an imported explanation (what its API calls `id`), else ours."""
+        return self.external_id or str(self.pk)
+
+    @property
+    def np_author_id(self) -> str | None:
+        return str(self.author_id) if self.author_id is not None else self.author_external_id
 
 
 class ExplanationScoreType(models.Model):

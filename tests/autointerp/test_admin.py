@@ -44,3 +44,18 @@ def test_admin_batch_form_redirects_to_the_job(
 def test_admin_batch_page_needs_staff(client: Any, alice: Any) -> None:
     client.force_login(alice)
     assert client.get("/admin/autointerp/providerkey/batch/").status_code == 302
+
+
+def test_admin_batch_form_says_why_it_cannot_start(
+        client: Any, admin_user: Any, catalog: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: an LLM explainer with no provider configured is refused on the form (not a 500), and no
+    job is created."""
+    for name in ("NP_OPENAI_API_KEY", "NP_OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    client.force_login(admin_user)
+    response = client.post("/admin/autointerp/providerkey/batch/", {
+        "source": catalog["source"].pk, "action": "explain", "explainer_type": "np_max-act-logits",
+        "model": "gpt-4o-mini", "concurrency": 2})
+    assert response.status_code == 200
+    assert "no LLM provider configured" in response.content.decode()
+    assert not Job.objects.exists()

@@ -17,6 +17,7 @@ from autointerp.llm import ProviderError
 from autointerp.services import start_autointerp_batch
 from autointerp.tasks import autointerp_batch_task
 from features.models import Explanation, ExplanationScore, ScoreStatus
+from neuronpedia.jobs.models import Job
 from neuronpedia.jobs.services import requeue_job
 from tests import factories
 from tests.autointerp.conftest import CAT_TEXTS, add_examples, error_reply
@@ -98,7 +99,11 @@ def test_score_batch_scores_each_explanation_once(fake_llm: Any, cat_source: Any
     params = _params(cat_source, action="score", score_types=("eleuther_recall",))
     job = start_autointerp_batch(params=params, run_now=True)
     assert job.status == "DONE", job.error
-    assert ExplanationScore.objects.filter(status=ScoreStatus.DONE).count() == 8, job.result
+    recall = ExplanationScore.objects.filter(status=ScoreStatus.DONE, score_type_id="eleuther_recall")
+    assert recall.count() == 8, job.result
+    # each new explanation also got its headline score (held-out embedding) when it was written
+    headline = ExplanationScore.objects.filter(status=ScoreStatus.DONE, score_type_id="eleuther_embedding")
+    assert headline.count() == 8
     again = start_autointerp_batch(params=params, run_now=True)
     assert again.result["skipped"] == 8
     assert again.result["requests"] == 0
@@ -158,3 +163,14 @@ def test_celery_subcommand_exit_codes() -> None:
     missing = _celery_cli("explain")
     assert missing.returncode == 2
     assert "give either --source" in missing.stderr
+
+
+def test_cli_without_an_llm_provider_is_a_usage_error(
+        cat_source: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NP_OPENAI_API_KEY", "NP_OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(autointerp, ["explain", "--source", f"gpt2-small/{cat_source.name}",
+                                             "--model", "gpt-4o-mini", "--sync"])
+    assert result.exit_code == 2, result.output
+    assert "no LLM provider configured" in result.output
+    assert not Job.objects.exists()

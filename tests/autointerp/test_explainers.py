@@ -108,3 +108,21 @@ def test_user_key_beats_global_key_and_env(fake_llm: Any, alice: Any, bob: Any) 
     )
     assert fake_llm.headers[-1]["authorization"] == "Bearer alice-key-1111"
     assert "alice-key" not in repr(resolve_provider(user=alice))
+
+
+def test_eleuther_acts_top20_is_delphis_default_explainer(fake_llm: Any, cat_feature: Any) -> None:
+    """Issue 16: eleuther_acts_top20 sends delphi's DefaultExplainer prompt (its system prompt, and the
+    highlighted examples in delphi's format) and parses the answer with delphi."""
+    from autointerp.explainers import import_delphi
+
+    import_delphi()
+    from delphi.explainers.default import prompts
+
+    services.generate_explanation(feature=cat_feature, explainer_type=DELPHI_DEFAULT, model="fake-gpt",
+                                  embed=False)
+    messages = fake_llm.chat_requests[0]["messages"]
+    system_head = prompts.SYSTEM.split("{prompt}")[0]
+    assert messages[0]["role"] == "system"
+    assert messages[0]["content"].startswith(system_head)
+    assert "<< cat>>" in messages[-1]["content"]  # delphi's highlighting of the activating tokens
+    assert 'Activations: (" cat" : 10)' in messages[-1]["content"]  # and its activation listing (0-10)

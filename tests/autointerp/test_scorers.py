@@ -54,7 +54,7 @@ def test_exhausted_key_marks_the_score_failed_and_retry_reuses_the_row(
     retried = services.score_explanation(explanation=cat_explanation, score_type=DETECTION)
     assert retried.pk == failed.pk
     assert retried.status == ScoreStatus.DONE
-    assert ExplanationScore.objects.filter(explanation=cat_explanation).count() == 1
+    assert ExplanationScore.objects.filter(explanation=cat_explanation, score_type_id=DETECTION).count() == 1
 
 
 def test_all_unparseable_answers_fail_with_the_reason(fake_llm: Any, cat_explanation: Any) -> None:
@@ -89,3 +89,28 @@ def test_embedding_score_is_stored_without_a_scorer_model(cat_explanation: Any) 
     assert row.status == ScoreStatus.DONE
     assert row.score_model_id is None
     assert row.value > 0.8
+
+
+@pytest.mark.parametrize("score_type", [DETECTION, FUZZ])
+def test_eleuther_scorers_send_delphis_own_prompts(
+        fake_llm: Any, cat_explanation: Any, score_type: str) -> None:
+    """Issue 16: eleuther_recall / eleuther_fuzz are delphi's DetectionScorer / FuzzingScorer (PyPI
+    eai-delphi), not a re-implementation: the requests the OpenAI-compatible server sees carry delphi's
+    system prompt and its generation template, with the explanation in it."""
+    from autointerp.explainers import import_delphi
+
+    import_delphi()
+    if score_type == DETECTION:
+        from delphi.scorers.classifier.prompts import detection_prompt as prompts
+    else:
+        from delphi.scorers.classifier.prompts import fuzz_prompt as prompts
+    fake_llm.requests.clear()
+    row = services.score_explanation(explanation=cat_explanation, score_type=score_type)
+    assert row.status == ScoreStatus.DONE, row.error
+    sent = fake_llm.chat_requests
+    assert len(sent) == len(row.json_details["breakdown"]) // 5  # delphi's batches of 5
+    for request in sent:
+        messages = request["messages"]
+        assert messages[0] == {"role": "system", "content": prompts.DSCORER_SYSTEM_PROMPT}
+        head = prompts.GENERATION_PROMPT.split("{explanation}")[0]
+        assert messages[-1]["content"].startswith(head + cat_explanation.description)
