@@ -69,6 +69,8 @@ urlpatterns += [
     re_path(r"^explanation/generate(?:/)?$", autointerp_api.explanation_generate,
             name="api-explanation-generate"),
     re_path(r"^explanation/score(?:/)?$", autointerp_api.explanation_score, name="api-explanation-score"),
+    re_path(r"^explanation/(?P<explanation_id>[0-9]+)/delete(?:/)?$", autointerp_api.explanation_delete,
+            name="api-explanation-delete"),
 ]
 
 # last: every other path under /api answers a JSON 404 (neuronpedia.api_errors.not_found)

@@ -1,4 +1,5 @@
-"""Rate limits for /api, per API key (or per client IP when anonymous) and per endpoint prefix.
+"""Rate limits for /api, per user (whichever of their API keys, or their session) or per client IP when
+anonymous, and per endpoint prefix.
 
 Neuronpedia limits each endpoint prefix per hour (shared/reference/neuronpedia.md §2.1); those figures
 are the defaults and `NP_RATE_LIMITS` overrides or adds prefixes (`/api/steer=500,/api/list=100`).
@@ -107,24 +108,31 @@ class Client:
 
 
 def client_identity(request: HttpRequest) -> Client:
-    """`key:<hash>` for a request with an active API key (and whether it is allow-listed for the higher
-    tier), else `ip:<client address>`: made-up keys count against the caller's address, so rotating them
-    does not escape the limit."""
+    """`user:<id>` for a request with an active API key (and whether that key is allow-listed for the
+    higher tier) or a signed-in session, else `ip:<client address>`. Counting per user, not per key, means
+    that more keys (or a key plus the browser) never buy more requests; made-up keys count against the
+    caller's address, so rotating them does not escape the limit either."""
     raw_key = request.META.get("HTTP_X_API_KEY", "").strip()
     if raw_key:
         from neuronpedia.accounts.models import ApiKey, hash_key
 
-        key_hash = hash_key(raw_key)
-        higher = ApiKey.objects.filter(key_hash=key_hash, revoked_at=None).values_list(
-            "higher_limits", flat=True).first()
-        if higher is not None:
-            return Client("key:" + key_hash[:32], higher)
+        found = ApiKey.objects.filter(key_hash=hash_key(raw_key), revoked_at=None,
+                                      user__is_active=True).values_list("user_id", "higher_limits").first()
+        if found is not None:
+            return Client(f"user:{found[0]}", found[1])
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Client(f"user:{user.pk}")
+    return Client("ip:" + client_address(request))
+
+
+def client_address(request: HttpRequest) -> str:
     address = request.META.get("REMOTE_ADDR", "") or "unknown"
     if getattr(settings, "NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR", False):
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
             address = forwarded.split(",")[0].strip() or address
-    return Client("ip:" + address)
+    return address
 
 
 _client = None

