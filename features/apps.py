@@ -1,8 +1,38 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _send_import(job: Any) -> None:
+    from features.tasks import import_source_task  # noqa: PLC0415
+
+    import_source_task.delay(job.id)
+
+
+def _send_export(job: Any) -> None:
+    from features.tasks import export_source_task  # noqa: PLC0415
+
+    export_source_task.delay(job.id)
+
+
+def _send_dashboards(job: Any) -> None:
+    from features.dashboards import enqueue_dashboard_job  # noqa: PLC0415
+
+    enqueue_dashboard_job(job)
 
 
 class FeaturesConfig(AppConfig):
     name = "features"
     verbose_name = "Catalog and dashboards"
+
+    def ready(self) -> None:
+        from neuronpedia.jobs import registry  # noqa: PLC0415
+        from neuronpedia.jobs.models import JobKind  # noqa: PLC0415
+
+        # imports resume from their per-file checkpoints, exports rewrite whole files, dashboards resume
+        # from the worker's checkpoint
+        registry.register(JobKind.IMPORT_SOURCE, _send_import)
+        registry.register(JobKind.EXPORT_SOURCE, _send_export)
+        registry.register(JobKind.GENERATE_DASHBOARDS, _send_dashboards)

@@ -252,6 +252,25 @@ def _copy_activations(blocks: Iterable[tuple[int, bytes]]) -> int:
     return n
 
 
+def delete_generated_activations(source: Source) -> int:
+    """Delete the source's generated activation rows (creator NULL; users' own examples stay), by the
+    source's feature ids: one `feature_id = ANY(ids)` probe of the (feature, -max_value) index per feature,
+    so the cost is linear in the rows deleted whatever the planner's statistics say. (The ORM's
+    `filter(feature__source=...).delete()` became `id IN (SELECT ... JOIN features_feature ...)`, which,
+    right after bulk writes with no statistics yet, PostgreSQL planned as a nested loop over the whole
+    table: minutes for one source.) Returns the number of rows deleted."""
+    feature_ids = list(Feature.objects.filter(source=source).values_list("id", flat=True))
+    if not feature_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(DELETE_GENERATED_SQL, [feature_ids])
+        return cursor.rowcount
+
+
+DELETE_GENERATED_SQL = (f"DELETE FROM {Activation._meta.db_table} "
+                        "WHERE feature_id = ANY(%s::bigint[]) AND creator_id IS NULL")
+
+
 def write_dashboards(*, source: Source, result: Any, dataset: str, context_size: int) -> dict[str, Any]:
     """Replace the source's generated dashboards with `result` (an inference_worker DashboardResult),
     atomically. Safe to run twice: feature rows are upserted and generated activations replaced."""
@@ -265,7 +284,7 @@ def write_dashboards(*, source: Source, result: Any, dataset: str, context_size:
                 update_conflicts=True, unique_fields=["source", "index"], update_fields=FEATURE_FIELDS)
         ids = dict(Feature.objects.filter(source=source, index__lt=result.d_sae)
                    .values_list("index", "id"))
-        Activation.objects.filter(feature__source=source, creator__isnull=True).delete()
+        delete_generated_activations(source)
         for lo in range(0, result.d_sae, FEATURE_BATCH):
             hi = min(lo + FEATURE_BATCH, result.d_sae)
             n_acts += _copy_activations(_activation_blocks(result, ids, lo, hi, GENERATED_DATA_SOURCE, now))

@@ -67,6 +67,32 @@ class SourceSetConfig:
 
 
 @dataclass(frozen=True)
+class TranscoderSetConfig:
+    """A transcoder set for attribution graphs, e.g. ``{"name": "plt-demo", "path": "~/.cache/..."}``.
+
+    ``path``: a trainer output folder (or its ``current`` link), a folder of SAE-Lens transcoder folders
+    ``{L}-NAME/``, or a circuit-tracer ``config.yaml`` (see ``inference_worker.transcoders``). It may not
+    exist yet (training still running): the worker starts anyway and loads the set on first use."""
+
+    name: str
+    path: str
+
+    def __post_init__(self) -> None:
+        from inference_worker.source_ids import is_valid_source_id
+
+        if not self.name or not is_valid_source_id(f"0-{self.name}"):
+            raise ValueError(f"bad transcoder set name {self.name!r}")
+        if not isinstance(self.path, str) or not self.path:
+            raise ValueError(f"transcoder set {self.name}: path must be a non-empty string")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscoderSetConfig:
+        if not isinstance(data, dict):
+            raise ValueError("each transcoder set is an object {name, path}")
+        return cls(**_from_known_keys(cls, data))
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     """Everything one inference worker process needs to know."""
 
@@ -75,6 +101,7 @@ class WorkerConfig:
     model_path: str | None = None  # local HF folder for "hf_local"
     tl_model_name: str | None = None  # TransformerLens name when it differs from model_id
     source_sets: tuple[SourceSetConfig, ...] = ()
+    transcoder_sets: tuple[TranscoderSetConfig, ...] = ()
     device: DeviceName = "auto"
     dtype: DTypeName = "float32"
     sae_dtype: DTypeName = "float32"
@@ -86,6 +113,7 @@ class WorkerConfig:
     num_results_max: int = 1000
     cossim_results_max: int = 128
     max_logprobs: int = 20
+    graph_token_limit: int = 64  # longest prompt (in tokens, incl. BOS) for graphs and interventions
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -97,7 +125,8 @@ class WorkerConfig:
         _check_choice("sae_dtype", self.sae_dtype, DTypeName)
         if self.model_source == "hf_local" and not self.model_path:
             raise ValueError("model_source 'hf_local' needs model_path")
-        for name in ("token_limit", "max_new_tokens", "num_results_max", "cossim_results_max"):
+        for name in ("token_limit", "max_new_tokens", "num_results_max", "cossim_results_max",
+                     "graph_token_limit"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.strength_min > self.strength_max:
@@ -108,21 +137,32 @@ class WorkerConfig:
         ids = [src.id for s in self.source_sets for src in s.sources]
         if len(ids) != len(set(ids)):
             raise ValueError("duplicate source ids")
+        tnames = [t.name for t in self.transcoder_sets]
+        if len(tnames) != len(set(tnames)):
+            raise ValueError(f"duplicate transcoder set names in {tnames}")
+        clash = set(tnames) & set(names)
+        if clash:
+            raise ValueError(f"{sorted(clash)} named both a source set and a transcoder set")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkerConfig:
         """Build from a dict, ignoring unknown keys (forward compatible)."""
         kwargs = _from_known_keys(cls, data)
         kwargs.pop("source_sets", None)
+        kwargs.pop("transcoder_sets", None)
         for key in ("token_limit", "max_new_tokens", "num_results_max", "cossim_results_max",
-                    "max_logprobs"):
+                    "max_logprobs", "graph_token_limit"):
             if key in kwargs:
                 kwargs[key] = int(kwargs[key])
         for key in ("strength_min", "strength_max", "strength_multiplier_max"):
             if key in kwargs:
                 kwargs[key] = float(kwargs[key])
         sets = tuple(SourceSetConfig.from_dict(s) for s in data.get("source_sets", ()))
-        return cls(source_sets=sets, **kwargs)
+        tsets = data.get("transcoder_sets") or ()
+        if not isinstance(tsets, (list, tuple)):
+            raise ValueError("transcoder_sets must be a list of {name, path}")
+        return cls(source_sets=sets, transcoder_sets=tuple(TranscoderSetConfig.from_dict(t) for t in tsets),
+                   **kwargs)
 
     @property
     def source_ids(self) -> tuple[str, ...]:
@@ -153,7 +193,11 @@ ENV_KEYS: dict[str, str] = {
     "COSSIM_RESULTS_MAX": "cossim_results_max",
     "MAX_LOGPROBS": "max_logprobs",
     "SOURCE_SETS": "source_sets",  # JSON list of {name, sources: [{id, path|release+sae_id}]}
+    "TRANSCODER_SETS": "transcoder_sets",  # JSON list of {name, path} (attribution graphs)
+    "GRAPH_TOKEN_LIMIT": "graph_token_limit",
 }
+
+_JSON_KEYS = ("source_sets", "transcoder_sets")
 
 
 def parse_env_text(text: str) -> dict[str, str]:
@@ -179,7 +223,13 @@ def config_from_env_mapping(env: dict[str, str]) -> WorkerConfig:
     data: dict[str, Any] = {}
     for key, name in ENV_KEYS.items():
         if key in env and env[key] != "":
-            data[name] = json.loads(env[key]) if name == "source_sets" else env[key]
+            if name in _JSON_KEYS:
+                try:
+                    data[name] = json.loads(env[key])
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{key} is not valid JSON: {exc}") from exc
+            else:
+                data[name] = env[key]
     return WorkerConfig.from_dict(data)
 
 
@@ -208,4 +258,8 @@ def _resolve_paths(config: WorkerConfig, base: Path) -> WorkerConfig:
     sets = tuple(
         replace(s, sources=tuple(replace(src, path=_resolve(src.path, base)) for src in s.sources))
         for s in config.source_sets)
-    return replace(config, source_sets=sets, model_path=_resolve(config.model_path, base))
+    # absolute but symlinks kept: a `current` link is followed on every use (a new version is picked up)
+    tsets = tuple(replace(t, path=os.path.normpath(base / Path(t.path).expanduser()))
+                  for t in config.transcoder_sets)
+    return replace(config, source_sets=sets, transcoder_sets=tsets,
+                   model_path=_resolve(config.model_path, base))

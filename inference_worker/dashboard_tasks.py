@@ -37,7 +37,18 @@ def generate_dashboards_task(job_id: int) -> None:
     from inference_worker.tasks import loaded  # noqa: PLC0415
 
     worker = loaded()
+    _attach_transcoders(worker, job_id)
     run_dashboard_job(job_id, model=worker.model, registry=worker.registry)
+
+
+def _attach_transcoders(worker: Any, job_id: int) -> None:
+    """A `{L}-<set>` transcoder source is served once its set is on disk (trained after the worker
+    started): attach the worker's transcoder sets when the job's source is not served yet."""
+    from neuronpedia.jobs.models import Job  # noqa: PLC0415
+
+    source = Job.objects.filter(id=job_id).values_list("source_ref", flat=True).first()
+    if source and source not in worker.registry and hasattr(worker, "refresh_transcoders"):
+        worker.refresh_transcoders()
 
 
 def run_dashboard_job(job_id: int, *, model: Any, registry: Any, log: Log | None = None) -> bool:

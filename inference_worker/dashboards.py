@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from inference_worker.saes import Source, hook_layer
@@ -130,7 +130,7 @@ class DashboardState:
     tokens: list[Tensor] = field(default_factory=list)  # int32 [b, ctx] per batch
     sparse: list[tuple[Tensor, Tensor, Tensor]] = field(default_factory=list)  # (tok, feat, val)
     sparse_saved: int = 0  # how many `sparse` entries are already in checkpoint segments
-    evals: dict[str, float] = field(default_factory=dict)
+    evals: dict[str, Any] = field(default_factory=dict)
     eval_sum_x: Tensor | None = None  # float64 [d_in]
     t: dict[str, Tensor] = field(default_factory=dict)  # per-feature tensors
 
@@ -332,45 +332,81 @@ class DashboardGenerator:
 
     def _eval_batch(self, tokens: Tensor, n_eval: int, store: dict[str, Tensor],
                     keep: Callable[..., None]) -> Tensor:
-        """Clean full forward (also captures the hook), then SAE-spliced and zero-ablated runs."""
+        """Core evals as SAE-Lens's ``run_evals`` defines them: the SAE spliced in at every position but
+        the tokenizer's special tokens (BOS/EOS/PAD, only where the model has them), the zero ablation
+        at every position, losses and reconstruction averaged over non-special tokens. A labelled
+        variant (prefix ``sink_``) also leaves the first ``skip_positions`` positions (the attention
+        sink) out of the splice, the ablation and every average."""
         hook, skip, ev = self.source.hook_name, self.cfg.skip_positions, self.state.evals
-        clean = self.model.run_with_hooks(tokens, fwd_hooks=[(hook, keep)], return_type="loss",
+        # a transcoder reads `hook` and predicts its output hook (the MLP output): its reconstruction is
+        # compared with, spliced into and ablated at that output hook (evals: "spliced_hook")
+        out_hook = self.source.hook_name_out if self.source.kind == "transcoder" else None
+        hooks = [(hook, keep)] + ([(out_hook, _store_hook(store, "out"))] if out_hook else [])
+        clean = self.model.run_with_hooks(tokens, fwd_hooks=hooks, return_type="loss",
                                           loss_per_token=True)
-        acts = store["act"]
-        sae = self.source.sae
-        ev_tokens, x = tokens[:n_eval], acts[:n_eval, skip:]
+        acts, sae = store["act"], self.source.sae
         if sae is None:
             return acts
+        ev_tokens, x = tokens[:n_eval], acts[:n_eval]
+        target = store["out"][:n_eval] if out_hook else x
+        counted = self._eval_mask(ev_tokens)  # [n, ctx] bool: SAE-Lens's non-special tokens
         feats = self.source.encode_hook_acts(x)
-        ev["n_recon"] = ev.get("n_recon", 0.0) + feats.shape[0] * feats.shape[1]
-        xf = x.flatten(2).double() if x.ndim == 4 else x.double()
-        recon = sae.decode(feats.to(sae.W_dec.dtype)).double().reshape(xf.shape)
-        ev["sse"] = ev.get("sse", 0.0) + float((xf - recon).pow(2).sum())
-        ev["sum_x2"] = ev.get("sum_x2", 0.0) + float(xf.pow(2).sum())
-        flat_sum = xf.reshape(-1, xf.shape[-1]).sum(0).cpu()
-        self.state.eval_sum_x = flat_sum if self.state.eval_sum_x is None else (
-            self.state.eval_sum_x + flat_sum)
-
-        def splice(act: Tensor, hook: Any) -> Tensor:
-            act = act.clone()
-            inner = act[:, skip:]
-            f = self.source.encode_hook_acts(inner)
-            act[:, skip:] = sae.decode(f).reshape(inner.shape).to(act.dtype)
-            return act
-
-        def zero(act: Tensor, hook: Any) -> Tensor:
-            act = act.clone()
-            act[:, skip:] = 0
-            return act
-
-        spliced = self.model.run_with_hooks(ev_tokens, fwd_hooks=[(hook, splice)], return_type="loss",
-                                            loss_per_token=True)
-        zeroed = self.model.run_with_hooks(ev_tokens, fwd_hooks=[(hook, zero)], return_type="loss",
-                                           loss_per_token=True)
-        for name, loss in (("ce_clean", clean[:n_eval]), ("ce_sae", spliced), ("ce_zero", zeroed)):
-            ev[name] = ev.get(name, 0.0) + float(loss[:, skip:].double().sum())
-        ev["n_ce"] = ev.get("n_ce", 0.0) + float(zeroed[:, skip:].numel())
+        recon = sae.decode(feats.to(sae.W_dec.dtype)).double().reshape(target.shape).flatten(2)
+        xf = target.flatten(2).double()
+        ev["spliced_hook"] = out_hook or hook
+        variants = {"": (counted, torch.ones_like(counted))}
+        if skip:
+            sink = counted.clone()
+            sink[:, :skip] = False
+            outside = torch.ones_like(counted)
+            outside[:, :skip] = False
+            variants["sink_"] = (sink, outside)
+        for prefix, (mask, ablate) in variants.items():
+            self._add_recon(prefix, xf[mask], recon[mask], feats.flatten(2)[mask])
+            splice = [(hook, _splice_hook(self.source, mask))]
+            if out_hook:
+                inputs: dict[str, Tensor] = {}
+                splice = [(hook, _store_hook(inputs, "act")),
+                          (out_hook, _splice_hook(self.source, mask, inputs))]
+            spliced = self.model.run_with_hooks(ev_tokens, fwd_hooks=splice,
+                                                return_type="loss", loss_per_token=True)
+            zeroed = self.model.run_with_hooks(ev_tokens, fwd_hooks=[(out_hook or hook, _zero_hook(ablate))],
+                                               return_type="loss", loss_per_token=True)
+            loss_mask = mask[:, :-1]  # the loss at position i predicts token i + 1
+            for name, loss in (("ce_clean", clean[:n_eval]), ("ce_sae", spliced), ("ce_zero", zeroed)):
+                ev[prefix + name] = ev.get(prefix + name, 0.0) + float(loss[loss_mask].double().sum())
+            ev[prefix + "n_ce"] = ev.get(prefix + "n_ce", 0.0) + float(loss_mask.sum())
         return acts
+
+    def _eval_mask(self, tokens: Tensor) -> Tensor:
+        """True where SAE-Lens's evals count a token: not one of the tokenizer's structural special
+        tokens (``sae_lens.util.get_special_token_ids``: BOS, EOS, PAD, ...)."""
+        mask = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device)
+        tok = self.model.tokenizer
+        if tok is not None and self.cfg.ignore_special_tokens:
+            from sae_lens.util import get_special_token_ids  # noqa: PLC0415
+
+            ids = torch.tensor(sorted(get_special_token_ids(tok)), dtype=torch.long, device=tokens.device)
+            if len(ids):
+                mask &= ~torch.isin(tokens, ids)
+        return mask
+
+    def _add_recon(self, prefix: str, x: Float[Tensor, "n d"], recon: Float[Tensor, "n d"],
+                   feats: Float[Tensor, "n d_sae"]) -> None:
+        """Running sums for explained variance (SAE-Lens's ExplainedVarianceCalculator), MSE (squared
+        error summed over dimensions, mean over tokens), cosine similarity and L0."""
+        ev = self.state.evals
+        err = (x - recon).pow(2).sum(-1)
+        cos = (x * recon).sum(-1) / (x.norm(dim=-1) * recon.norm(dim=-1)).clamp(min=1e-12)
+        for name, value in (("n_recon", float(x.shape[0])), ("sse", float(err.sum())),
+                            ("sum_x2", float(x.pow(2).sum())), ("cossim", float(cos.sum())),
+                            ("l0", float((feats != 0).sum()))):
+            ev[prefix + name] = ev.get(prefix + name, 0.0) + value
+        sums = x.sum(0).cpu()
+        if prefix:
+            ev[prefix + "sum_x"] = sums + ev[prefix + "sum_x"] if prefix + "sum_x" in ev else sums
+        else:
+            self.state.eval_sum_x = sums if self.state.eval_sum_x is None else self.state.eval_sum_x + sums
 
     def _update(self, feats: Float[Tensor, "s ctx d_sae"], seq_base: int) -> None:
         t, k = self.state.t, self.cfg.top_k
@@ -776,27 +812,80 @@ def _umap(w_dec: Float[Tensor, "d d_in"], cfg: DashboardConfig) -> tuple[Tensor 
     return torch.from_numpy(xy).float(), torch.from_numpy(clusters).long()
 
 
+def _splice_hook(source: Source, mask: Bool[Tensor, "b ctx"],
+                 inputs: dict[str, Tensor] | None = None) -> Callable[..., Tensor]:
+    """Replace the hook's activations with the SAE's reconstruction where ``mask`` is True (a transcoder:
+    its prediction from ``inputs["act"]``, captured at its input hook earlier in the same forward)."""
+
+    def splice(act: Tensor, hook: Any) -> Tensor:
+        sae = source.sae
+        x = act if inputs is None else inputs["act"]
+        new = sae.decode(source.encode_hook_acts(x)).reshape(act.shape).to(act.dtype)
+        return torch.where(mask.view(*mask.shape, *([1] * (act.ndim - 2))), new, act)
+
+    return splice
+
+
+def _store_hook(store: dict[str, Tensor], key: str) -> Callable[..., None]:
+    def keep(act: Tensor, hook: Any) -> None:
+        store[key] = act
+
+    return keep
+
+
+def _zero_hook(mask: Bool[Tensor, "b ctx"]) -> Callable[..., Tensor]:
+    def zero(act: Tensor, hook: Any) -> Tensor:
+        return act.masked_fill(mask.view(*mask.shape, *([1] * (act.ndim - 2))), 0)
+
+    return zero
+
+
+def _core_metrics(ev: dict[str, Any], sum_x: Tensor | None, prefix: str = "") -> dict[str, Any]:
+    """SAE-Lens's core metrics from the running sums of one variant (see ``_eval_batch``)."""
+    out: dict[str, Any] = {}
+    n = ev.get(prefix + "n_recon", 0.0)
+    if n and sum_x is not None:
+        total = ev[prefix + "sum_x2"] / n - float((sum_x / n).pow(2).sum())
+        out["explained_variance"] = 1.0 - (ev[prefix + "sse"] / n) / total if total > 1e-10 else float("nan")
+        out["mse"] = ev[prefix + "sse"] / n
+        if prefix + "cossim" in ev:
+            out["cossim"] = ev[prefix + "cossim"] / n
+        if prefix + "l0" in ev:
+            out["l0"] = ev[prefix + "l0"] / n
+        out["n_tokens"] = int(n)
+    if ev.get(prefix + "n_ce"):
+        clean, sae, zero = (ev[prefix + k] / ev[prefix + "n_ce"] for k in ("ce_clean", "ce_sae", "ce_zero"))
+        out.update(ce_loss_without_sae=clean, ce_loss_with_sae=sae, ce_loss_with_ablation=zero,
+                   ce_loss_score=(zero - sae) / (zero - clean) if zero != clean else float("nan"))
+    return out
+
+
 def _evals(gen: DashboardGenerator) -> dict[str, Any]:
-    """Core evals in SAEBench's layout (L0 and dead fraction over every counted token)."""
+    """Core evals in SAEBench's layout, as SAE-Lens's evals define them (over the eval sequences: special
+    tokens excluded, every other position spliced); the dead fraction and a dashboard L0 come from the
+    whole dashboard pass. ``excluding_attention_sink`` is the same computation without the first
+    ``skip_positions`` positions, labelled as such."""
     st, ev = gen.state, gen.state.evals
     count = st.t["count"]
+    core = _core_metrics(ev, st.eval_sum_x)
     out: dict[str, Any] = {
-        "sparsity": {"l0": float(count.sum()) / max(st.n_tokens, 1)},
+        "sparsity": {"l0": core.get("l0", float(count.sum()) / max(st.n_tokens, 1))},
         "misc": {"frac_dead": float((count == 0).double().mean()), "n_tokens": st.n_tokens,
-                 "n_eval_tokens": int(ev.get("n_recon", 0))},
+                 "n_eval_tokens": core.get("n_tokens", 0),
+                 "l0_dashboard": float(count.sum()) / max(st.n_tokens, 1),
+                 "definitions": "sae_lens.evals", **({"spliced_hook": ev["spliced_hook"]}
+                                                     if "spliced_hook" in ev else {})},
     }
-    n = ev.get("n_recon", 0.0)
-    if n and st.eval_sum_x is not None:
-        d_in = st.eval_sum_x.shape[0]
-        total = ev["sum_x2"] - float(st.eval_sum_x.pow(2).sum()) / n
-        out["reconstruction_quality"] = {
-            "explained_variance": 1.0 - ev["sse"] / total if total > 0 else float("nan"),
-            "mse": ev["sse"] / (n * d_in)}
-    if ev.get("n_ce"):
-        clean, sae, zero = (ev[k] / ev["n_ce"] for k in ("ce_clean", "ce_sae", "ce_zero"))
+    if "explained_variance" in core:
+        out["reconstruction_quality"] = {k: core[k] for k in ("explained_variance", "mse", "cossim")
+                                         if k in core}
+    if "ce_loss_score" in core:
         out["model_performance_preservation"] = {
-            "ce_loss_without_sae": clean, "ce_loss_with_sae": sae, "ce_loss_with_ablation": zero,
-            "ce_loss_score": (zero - sae) / (zero - clean) if zero != clean else float("nan")}
+            k: core[k] for k in ("ce_loss_without_sae", "ce_loss_with_sae", "ce_loss_with_ablation",
+                                 "ce_loss_score")}
+    sink = _core_metrics(ev, ev.get("sink_sum_x"), "sink_")
+    if sink:
+        out["excluding_attention_sink"] = {"positions_excluded": gen.cfg.skip_positions, **sink}
     return out
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,9 @@ class Source:
     hook_name: str
     W_dec: Float[Tensor, "d_sae d_in"]
     encode: Callable[[Tensor], Tensor]
-    kind: str = "sae"  # "sae" | "vectors"
+    kind: str = "sae"  # "sae" | "vectors" | "transcoder"
     sae: Any = None
+    hook_name_out: str | None = None  # transcoders: the hook their decoder reconstructs
 
     @property
     def d_sae(self) -> int:
@@ -112,7 +114,13 @@ class Source:
 
 
 def source_from_sae(source_id: str, sae: SAE, hook_name: str | None = None) -> Source:
+    """An SAE-Lens SAE or transcoder (``cfg.d_out``: reads ``hook_name``, writes ``hook_name_out``)."""
     parse_source_id(source_id)
+    if hasattr(sae.cfg, "d_out"):
+        layer = hook_layer(hook_name or sae_hook_name(sae))
+        out = getattr(sae.cfg.metadata, "hook_name_out", None) or f"blocks.{layer}.hook_mlp_out"
+        return Source(id=source_id, hook_name=hook_name or sae_hook_name(sae), W_dec=sae.W_dec.data,
+                      encode=sae.encode, kind="transcoder", sae=sae, hook_name_out=str(out))
     return Source(id=source_id, hook_name=hook_name or sae_hook_name(sae), W_dec=sae.W_dec.data,
                   encode=sae.encode, kind="sae", sae=sae)
 
@@ -133,17 +141,30 @@ def source_from_vectors(source_id: str, hook_name: str,
 
 
 class SourceRegistry:
-    """The sources one worker serves, by Neuronpedia id; insertion order is kept."""
+    """The sources one worker serves, by Neuronpedia id; insertion order is kept.
+
+    Writes replace the dict instead of mutating it (copy on write), so the heartbeat thread can read
+    ``ids`` while a transcoder set that finished training is being attached."""
 
     def __init__(self, sources: Iterable[Source] = ()) -> None:
         self._sources: dict[str, Source] = {}
+        self._lock = threading.Lock()
         for s in sources:
             self.add(s)
 
     def add(self, source: Source) -> None:
-        if source.id in self._sources:
-            raise ValueError(f"duplicate source id {source.id}")
-        self._sources[source.id] = source
+        with self._lock:
+            if source.id in self._sources:
+                raise ValueError(f"duplicate source id {source.id}")
+            self._sources = {**self._sources, source.id: source}
+
+    def replace_set(self, set_name: str, sources: Sequence[Source]) -> None:
+        """Serve exactly ``sources`` for ``set_name`` (e.g. a transcoder set's new version)."""
+        if any(s.set_name != set_name for s in sources):
+            raise ValueError(f"sources {[s.id for s in sources]} are not all in set {set_name!r}")
+        with self._lock:
+            kept = {k: v for k, v in self._sources.items() if v.set_name != set_name}
+            self._sources = {**kept, **{s.id: s for s in sources}}
 
     def get(self, source_id: str) -> Source:
         try:
@@ -152,6 +173,10 @@ class SourceRegistry:
             raise UnknownSourceError(
                 f"source {source_id!r} is not loaded; available: {sorted(self._sources)}"
             ) from None
+
+    def remove(self, source_id: str) -> None:
+        with self._lock:
+            self._sources = {k: v for k, v in self._sources.items() if k != source_id}
 
     def __contains__(self, source_id: object) -> bool:
         return source_id in self._sources

@@ -13,13 +13,16 @@ this module (to send tasks by name) without loading torch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
+from celery.signals import task_revoked
 
 CONFIG_ENV = "NP_INFERENCE_CONFIG"
 STREAM_PREFIX = "np:stream:"
@@ -39,12 +42,26 @@ _STATE: dict[str, Any] = {}
 
 
 def loaded() -> Any:
-    """The LoadedWorker of this process (model + sources), loaded once."""
+    """The LoadedWorker of this process (model + sources), loaded once. With transcoder sets in the
+    config, a thread re-checks them every NP_TRANSCODER_POLL_SECONDS (default 10): a set that finishes
+    training is served (`{L}-NAME` sources in the heartbeat) without a restart."""
     if "worker" not in _STATE:
         from inference_worker.runtime import get_worker  # noqa: PLC0415
 
-        _STATE["worker"] = get_worker(worker_config())
+        worker = get_worker(worker_config())
+        _STATE["worker"] = worker
+        if worker.config.transcoder_sets:
+            interval = float(os.environ.get("NP_TRANSCODER_POLL_SECONDS", "10"))
+            threading.Thread(target=_watch_transcoders, args=(worker, interval), daemon=True,
+                             name="transcoder-watch").start()
     return _STATE["worker"]
+
+
+def _watch_transcoders(worker: Any, interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        with contextlib.suppress(Exception):  # refresh_transcoders logs what it could not load
+            worker.refresh_transcoders()
 
 
 def limits() -> Any:
@@ -55,9 +72,12 @@ def limits() -> Any:
 
 def _reply(fn: Callable[[dict[str, Any]], Any], payload: dict[str, Any]) -> dict[str, Any]:
     from inference_worker.saes import UnknownSourceError  # noqa: PLC0415
+    from inference_worker.transcoders import TranscodersNotReady  # noqa: PLC0415
 
     try:
         return {"ok": True, "result": fn(payload)}
+    except TranscodersNotReady as exc:  # still training: a state of the server, not a bad request
+        return {"ok": False, "error": str(exc).strip("'\""), "status": 409}
     except (UnknownSourceError, LookupError) as exc:
         return {"ok": False, "error": str(exc).strip("'\""), "status": 404}
     except (ValueError, TypeError, KeyError) as exc:  # LimitError is a ValueError
@@ -166,6 +186,8 @@ def _steer(p: dict[str, Any]) -> dict[str, Any]:
     for final in steer_stream(w.model, steer_request(p), w.registry, limits()):
         if stream is not None:
             stream.publish(final.to_dict(), done=final.done)
+        if not final.done:
+            _CURRENT.check()  # the caller gave up or the deadline passed: stop generating
     assert final is not None
     return final.to_dict()
 
@@ -188,6 +210,35 @@ class _Stream:
             self.last = time.monotonic()
 
 
+def _graph_intervene(p: dict[str, Any]) -> dict[str, Any]:
+    """Set transcoder features (graph nodes) at prompt positions to values: top next-token logits
+    before/after and greedy continuations without/with (circuit-tracer's feature_intervention).
+    Payload: {source_set, prompt, chat, interventions: [{layer, position, feature, value}], top_k,
+    max_new_tokens} (graphs.services.intervention_payload)."""
+    from inference_worker.attribution import intervene, parse_interventions  # noqa: PLC0415
+
+    w = loaded()
+    for key in ("source_set", "prompt", "interventions"):
+        if key not in p:  # (a KeyError would read as an unknown source: 404)
+            raise ValueError(f"missing field {key!r}")
+    name, prompt = p["source_set"], p["prompt"]
+    if not isinstance(name, str) or not name:
+        raise ValueError("source_set must be a transcoder set name")
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError("prompt must be a non-empty string")
+    rm = w.replacement_model(name)
+    tset = w.transcoder_set(name)
+    try:
+        interventions = parse_interventions(p["interventions"], tset.n_layers, tset.d_transcoder)
+    except KeyError as exc:
+        raise ValueError(f"each intervention needs layer, position, feature and value (missing {exc})") \
+            from None
+    return intervene(rm, prompt, bool(p.get("chat", False)), interventions,
+                     top_k=int(p.get("top_k", 10)),
+                     max_new_tokens=min(int(p.get("max_new_tokens", 12)), w.config.max_new_tokens),
+                     token_limit=w.config.graph_token_limit, check=_CURRENT.check)
+
+
 OPERATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "tokenize": _tokenize,
     "activation_single": _activation_single,
@@ -197,20 +248,112 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "sae_vector": _sae_vector,
     "topk_decoder_cossim": _topk_decoder_cossim,
     "steer": _steer,
+    "graph_intervene": _graph_intervene,
 }
 
 
-def _make_task(name: str, fn: Callable[[dict[str, Any]], Any]) -> Any:
-    @shared_task(name=f"inference_worker.tasks.{name}", acks_late=True, soft_time_limit=600,
-                 time_limit=660)
-    def task(payload: dict[str, Any]) -> dict[str, Any]:
+class Stopped(Exception):
+    """The call's caller gave up (cancel key) or its deadline passed while it ran."""
+
+
+class _Call:
+    """The request being run: its id and deadline (from `meta`), checked between steps of long
+    operations. A call without meta (an old-style message) never stops early."""
+
+    def __init__(self, meta: dict[str, Any] | None = None) -> None:
+        self.id = (meta or {}).get("id")
+        self.deadline = (meta or {}).get("deadline")
+        self.model = (meta or {}).get("model", "")
+        self.last_check = 0.0
+
+    def stale(self) -> bool:
+        return self.deadline is not None and time.time() > float(self.deadline)
+
+    def cancelled(self) -> bool:
+        from features.inference import CANCEL_PREFIX, redis_client  # noqa: PLC0415
+
+        return bool(self.id) and bool(redis_client().exists(CANCEL_PREFIX + self.id))
+
+    def check(self) -> None:
+        """Cheap enough per generated token: the cancel key is read at most 4 times a second."""
+        if self.stale():
+            raise Stopped("deadline passed")
+        if self.id and time.monotonic() - self.last_check > 0.25:
+            self.last_check = time.monotonic()
+            if self.cancelled():
+                raise Stopped("cancelled by the caller")
+
+
+_CURRENT = _Call()
+
+
+def _count(model: str, what: str) -> None:
+    from features.inference import STATS_PREFIX, redis_client  # noqa: PLC0415
+
+    if model:
+        redis_client().hincrby(STATS_PREFIX + model, what, 1)
+
+
+def _run(fn: Callable[[dict[str, Any]], Any], payload: dict[str, Any],
+         meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Run one call: drop it unrun when stale or cancelled, claim it (so its caller can tell a dead
+    worker from a slow one), push the reply where the caller waits."""
+    global _CURRENT  # noqa: PLW0603
+    from features.inference import CLAIM_PREFIX, REPLY_PREFIX, REPLY_TTL_SECONDS, redis_client  # noqa: PLC0415
+
+    call = _Call(meta)
+    if not call.id:
         return _reply(fn, payload)
+    if call.stale() or call.cancelled():
+        _count(call.model, "dropped_stale" if call.stale() else "dropped_cancelled")
+        return None
+    client = redis_client()
+    ttl = max(1, int(float(call.deadline or time.time()) - time.time()) + 60)
+    client.set(CLAIM_PREFIX + call.id, _STATE.get("name", ""), ex=ttl)
+    _CURRENT = call
+    reply: dict[str, Any] = {"ok": False, "error": "inference failed", "status": 502}
+    try:
+        reply = _reply(fn, payload)
+        _count(call.model, "ran")
+    except Stopped as exc:
+        _count(call.model, "stopped_cancelled")
+        reply = {"ok": False, "error": f"stopped: {exc}", "status": 504}
+    except Exception as exc:  # a crash of the operation: answer it, then let Celery log it
+        reply = {"ok": False, "error": f"inference failed: {type(exc).__name__}: {exc}", "status": 502}
+        raise
+    finally:
+        _CURRENT = _Call()
+        pipe = client.pipeline()
+        pipe.rpush(REPLY_PREFIX + call.id, json.dumps(reply))
+        pipe.expire(REPLY_PREFIX + call.id, REPLY_TTL_SECONDS)
+        pipe.execute()
+    return reply
+
+
+def _make_task(name: str, fn: Callable[[dict[str, Any]], Any]) -> Any:
+    # Acked when it starts (acks_late=False): an interactive call whose worker dies is answered 503 by
+    # its caller within seconds; redelivering it hours later (visibility timeout) would serve nobody.
+    @shared_task(name=f"inference_worker.tasks.{name}", acks_late=False, soft_time_limit=600,
+                 time_limit=660)
+    def task(payload: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        return _run(fn, payload, meta)
 
     task.__doc__ = f"{name}: a read-only model operation; safe to re-run."
     return task
 
 
+@task_revoked.connect
+def _expired(request: Any = None, expired: bool = False, **_: Any) -> None:
+    """Celery drops a message whose `expires` passed before a worker took it: count it."""
+    meta = ((getattr(request, "kwargs", None) or {}).get("meta") or {}) if request is not None else {}
+    if expired and meta.get("model"):
+        with contextlib.suppress(Exception):
+            _count(meta["model"], "dropped_stale")
+
+
 TASKS = {name: _make_task(name, fn) for name, fn in OPERATIONS.items()}
 
-# Dashboard generation runs on the same model queue (registered here so the worker knows the task).
-from inference_worker import dashboard_tasks  # noqa: E402, F401
+# Dashboard, graph and transcoder-training jobs run on the same model queue (registered here so the
+# worker knows them).
+import inference_worker.graph_tasks  # noqa: E402, F401
+from inference_worker import dashboard_tasks, transcoder_tasks  # noqa: E402, F401

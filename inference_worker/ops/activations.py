@@ -50,7 +50,8 @@ def _encode(source: Source, acts: Tensor) -> Float[Tensor, "pos d_sae"]:
 
 
 def _zero_first(values: Tensor, ignore_bos: bool) -> Tensor:
-    """``ignore_bos`` zeroes position 0: the BOS, or the attention sink when no BOS is used."""
+    """``ignore_bos`` zeroes position 0; callers pass it only when position 0 is a BOS (a model that
+    adds none, like SmolLM2, keeps its first real token)."""
     if ignore_bos and values.shape[0] > 0:
         values = values.clone()
         values[0] = 0
@@ -102,7 +103,7 @@ def activation_single(model: HookedTransformer, text: str, *, source: Source | N
             raise ValueError(f"vector has shape {tuple(vec.shape)}; hook {hook} has "
                              f"d={acts.shape[-1]}")
         values = acts.float() @ vec  # [pos]
-    values = _zero_first(values, ignore_bos)
+    values = _zero_first(values, ignore_bos and tokens.starts_with_bos)
     max_idx = int(values.argmax())
     return ActivationResult(tokens, tuple(values.tolist()), float(values[max_idx]), max_idx)
 
@@ -162,7 +163,8 @@ def search_all(model: HookedTransformer, registry: SourceRegistry, text: str, *,
     candidates: list[tuple[float, int, int]] = []  # (key, source number, feature index)
     per_source: list[Tensor] = []
     for n, source in enumerate(sources):
-        acts = _zero_first(_encode(source, hook_acts[source.hook_name]), ignore_bos)  # [pos, d_sae]
+        acts = _zero_first(_encode(source, hook_acts[source.hook_name]),
+                           ignore_bos and tokens.starts_with_bos)  # [pos, d_sae]
         per_source.append(acts)
         key = acts[positions].sum(0) if positions else acts.max(0).values  # [d_sae]
         top = key.topk(min(num_results, key.shape[0]))
@@ -215,7 +217,7 @@ def topk_by_token(model: HookedTransformer, source: Source, text: str, *, top_k:
     acts = _encode(source, capture_hooks(model, tokens, [source.hook_name])[source.hook_name])
     top = acts.topk(min(top_k, source.d_sae), dim=-1)  # [pos, k]
     results = []
-    for pos in range(1 if ignore_bos else 0, len(tokens)):
+    for pos in range(1 if ignore_bos and tokens.starts_with_bos else 0, len(tokens)):
         feats = tuple((i, v) for v, i in zip(top.values[pos].tolist(), top.indices[pos].tolist(),
                                               strict=True) if v > 0)
         results.append(TokenTopFeatures(tokens.strings[pos], pos, tokens.is_special[pos], feats))

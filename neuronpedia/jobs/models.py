@@ -13,6 +13,9 @@ class JobKind(models.TextChoices):
     GENERATE_DASHBOARDS = "generate_dashboards", "Generate dashboards"
     AUTOINTERP_BATCH = "autointerp_batch", "Autointerp batch"
     TRAIN_DEMO_SAE = "train_demo_sae", "Train the demo SAE"
+    TRAIN_TRANSCODERS = "train_transcoders", "Train transcoders"
+    GENERATE_GRAPH = "generate_graph", "Generate an attribution graph"
+    SCORE_EXPLANATIONS = "score_explanations", "Score explanations"
 
 
 class Job(JobBase):

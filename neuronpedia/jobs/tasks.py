@@ -22,7 +22,11 @@ def noop_job_task(job_id: int, steps: int = 3, delay: float = 0.0) -> None:
         services.finish_job(job_id, result={"steps": steps})
 
 
-@shared_task
-def fail_stale_jobs_task() -> int:
-    """Safe to re-run: only RUNNING jobs with an old heartbeat change."""
-    return services.fail_stale_jobs()
+@shared_task(acks_late=False, ignore_result=True)
+def heal_stale_jobs_task() -> dict[str, int]:
+    """The sweeper Celery beat runs: re-queue (or fail) RUNNING jobs whose heartbeat stopped. Safe to
+    re-run and to run on several workers at once: only conditional updates."""
+    return services.heal_stale_jobs()
+
+
+fail_stale_jobs_task = heal_stale_jobs_task  # the old name

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -57,18 +58,105 @@ def test_job_outcome_records_failures_with_their_message() -> None:
     assert job.error == "RuntimeError: disk full"
 
 
-def test_stale_running_jobs_are_failed_not_restarted(settings) -> None:
-    settings.JOB_STALE_AFTER_SECONDS = 60
+@pytest.fixture
+def sent(monkeypatch) -> list[int]:
+    """Messages the registry would send for NOOP jobs (no broker needed)."""
+    from neuronpedia.jobs import registry  # noqa: PLC0415
+
+    ids: list[int] = []
+    noop = registry.JobType(JobKind.NOOP, lambda j: ids.append(j.id))
+    monkeypatch.setitem(registry._TYPES, JobKind.NOOP, noop)
+    return ids
+
+
+def _stale(job: Job) -> None:
+    Job.objects.filter(id=job.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+
+
+def test_a_stale_job_is_requeued_by_itself_and_sent_again(settings, sent) -> None:
+    settings.JOB_STALE_AFTER_SECONDS, settings.JOB_MAX_ATTEMPTS = 60, 3
     stale, fresh = _job(), _job()
     for job in (stale, fresh):
         services.claim_job(job.id)
-    Job.objects.filter(id=stale.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    assert services.fail_stale_jobs() == 1
+    services.record_progress(stale.id, done=4, total=10, checkpoint={"step": 4})
+    _stale(stale)
+    assert services.heal_stale_jobs() == {"requeued": 1, "failed": 0}
     stale.refresh_from_db()
     fresh.refresh_from_db()
-    assert stale.status == JobStatus.FAILED
-    assert "heartbeat" in stale.error
+    assert (stale.status, stale.done, stale.checkpoint) == (JobStatus.QUEUED, 4, {"step": 4})
+    assert "re-queued automatically (attempt 2 of 3)" in stale.error
+    assert sent == [stale.id]
     assert fresh.status == JobStatus.RUNNING
+    assert services.heal_stale_jobs() == {"requeued": 0, "failed": 0}  # a second sweep changes nothing
+
+
+def test_past_the_attempt_limit_a_stale_job_fails_with_the_reason(settings, sent) -> None:
+    settings.JOB_STALE_AFTER_SECONDS, settings.JOB_MAX_ATTEMPTS = 60, 2
+    job = _job()
+    for _ in range(2):  # claimed, died, re-queued, claimed again, died again
+        assert services.claim_job(job.id)
+        _stale(job)
+        services.heal_stale_jobs()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "after 2 attempts" in job.error
+    assert "heartbeat" in job.error
+    assert sent == [job.id]
+
+
+def test_a_stale_job_of_an_unregistered_kind_is_failed_not_restarted(settings) -> None:
+    settings.JOB_STALE_AFTER_SECONDS = 60
+    job = services.create_job(kind=JobKind.TRAIN_DEMO_SAE, title="t")
+    services.claim_job(job.id)
+    _stale(job)
+    assert services.fail_stale_jobs() == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "cannot resume by itself" in job.error
+
+
+def test_a_run_superseded_by_a_requeue_stops_without_touching_the_job(settings, sent) -> None:
+    settings.JOB_STALE_AFTER_SECONDS = 60
+    job = _job()
+    services.claim_job(job.id)
+    with services.job_outcome(job.id):  # the old run, whose heartbeat was lost
+        _stale(job)
+        services.heal_stale_jobs()
+        assert services.claim_job(job.id)  # the new run owns it now
+        services.record_progress(job.id, done=1)  # raises JobSuperseded: job_outcome swallows it
+        pytest.fail("record_progress should have stopped the superseded run")
+    job.refresh_from_db()
+    assert (job.status, job.generation, job.done) == (JobStatus.RUNNING, 2, 0)
+    services.finish_job(job.id, result={"ok": True})  # outside the old run: the new run finishes
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_outcome_beats_while_one_long_step_runs(settings) -> None:
+    settings.JOB_HEARTBEAT_SECONDS = 0.2
+    job = _job()
+    services.claim_job(job.id)
+    job.refresh_from_db()
+    first = job.heartbeat_at
+    with services.job_outcome(job.id):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if Job.objects.get(id=job.id).heartbeat_at > first:
+                break
+        services.finish_job(job.id)
+    job.refresh_from_db()
+    assert job.heartbeat_at > first
+    assert job.status == JobStatus.DONE
+
+
+def test_every_job_kind_with_a_worker_task_is_registered() -> None:
+    from neuronpedia.jobs import registry  # noqa: PLC0415
+
+    kinds = set(registry.registered())
+    assert {JobKind.NOOP, JobKind.IMPORT_SOURCE, JobKind.EXPORT_SOURCE, JobKind.GENERATE_DASHBOARDS,
+            JobKind.AUTOINTERP_BATCH, JobKind.GENERATE_GRAPH, JobKind.TRAIN_TRANSCODERS} <= kinds
 
 
 def test_a_failed_job_can_be_requeued_and_resumes_from_its_checkpoint() -> None:

@@ -3,8 +3,10 @@
     python manage.py inference_worker --config inference_worker/configs/smollm2-135m-instruct.demo.env
 
 It loads the model and its sources (cuda when present), registers an InferenceHost row with the sources
-it serves (heartbeat every INFERENCE_HEARTBEAT_SECONDS), then consumes `inference.<model_id>` with a solo
-pool and prefetch 1. Ctrl-C / SIGTERM unregisters it.
+it serves (database heartbeat every INFERENCE_HEARTBEAT_SECONDS, for the catalog) and keeps its Redis
+liveness key alive (every INFERENCE_LIVENESS_TTL_SECONDS / 4, so a killed worker is known dead within
+the TTL), then consumes `inference.<model_id>` with a solo pool and no prefetch (a waiting message stays
+in the queue, not in this process). Ctrl-C / SIGTERM unregisters it.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ class Command(BaseCommand):
             raise CommandError(f"could not load the model or its sources: {exc}") from exc
         self.stdout.write(f"loaded on {worker.device} in {time.monotonic() - started:.1f} s")
         name = options["name"] or f"{config.model_id}@{socket.gethostname()}-{os.getpid()}"
+        tasks._STATE["name"] = name
         self._register(name, worker)
         stop = threading.Event()
         threading.Thread(target=self._beat, args=(name, worker, stop), daemon=True).start()
+        threading.Thread(target=self._alive, args=(name, worker, stop), daemon=True).start()
         try:
             self._consume(name, inference_queue(config.model_id), options["loglevel"])
         finally:
@@ -69,7 +73,8 @@ class Command(BaseCommand):
             instruct=bool(getattr(worker.model.tokenizer, "chat_template", None)), sources=sources)
         inference.register_host(name=name, model=model, device=worker.device,
                                 dtype=worker.config.dtype, source_names=worker.registry.ids,
-                                info={"pid": os.getpid(), "host": socket.gethostname()})
+                                info={"pid": os.getpid(), "host": socket.gethostname(),
+                                      "prepend_bos": bool(cfg.default_prepend_bos)})
         self.stdout.write(f"registered {name} serving {', '.join(worker.registry.ids) or 'no sources'}")
 
     def _beat(self, name: str, worker: Any, stop: threading.Event) -> None:
@@ -82,10 +87,24 @@ class Command(BaseCommand):
             except Exception as exc:  # a database hiccup must not kill the worker
                 self.stderr.write(f"heartbeat failed: {exc}")
 
+    def _alive(self, name: str, worker: Any, stop: threading.Event) -> None:
+        """The Redis liveness key, refreshed four times per TTL from its own thread (a long operation
+        in the consuming thread does not stop it; a killed process does)."""
+        interval = max(0.25, inference.liveness_ttl() / 4)
+        failing = False
+        while not stop.wait(interval):
+            try:
+                inference.beat(name, worker.config.model_id, worker.registry.ids)
+                failing = False
+            except Exception as exc:  # Redis down: retry; callers see 503 meanwhile
+                if not failing:
+                    self.stderr.write(f"liveness heartbeat failed: {exc}")
+                failing = True
+
     @staticmethod
     def _consume(name: str, queue: str, loglevel: str) -> None:
         from neuronpedia.celery import app  # noqa: PLC0415
 
         app.worker_main(argv=["worker", "-Q", queue, "--pool", "solo", "--concurrency", "1",
-                              "--prefetch-multiplier", "1", "-n", name, "--loglevel", loglevel,
-                              "--without-mingle", "--without-gossip"])
+                              "--prefetch-multiplier", "1", "--disable-prefetch", "-n", name,
+                              "--loglevel", loglevel, "--without-mingle", "--without-gossip"])
