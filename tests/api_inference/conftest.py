@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from features import inference
 from neuronpedia.accounts.services import create_api_key
 from tests.factories import identity_sae
+from tests.support import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "tiny-api"
@@ -51,10 +51,10 @@ def worker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def worker(django_db_setup: None, django_db_blocker: Any, worker_config: Path) -> Iterator[subprocess.Popen]:
     with django_db_blocker.unblock():
-        db = connection.settings_dict
+        pass
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
            "INFERENCE_HEARTBEAT_SECONDS": "1", "OMP_NUM_THREADS": "1",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+           "DATABASE_URL": child_database_url()}
     proc = subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config", str(worker_config),
                              "--name", "api-inference-worker", "--loglevel", "WARNING"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -86,8 +86,9 @@ def live(worker: subprocess.Popen, transactional_db: None, settings: Any) -> Non
 
 
 class Spy:
-    """Counts calls of features.inference.run_inference (the only way the services reach a worker
-    without streaming) and of steering.services._start_task (streaming), keeping their payloads."""
+    """Counts calls of features.inference.run_inference / run_inference_async (the only ways the
+    services reach a worker without streaming) and of steering.services._start_task (streaming),
+    keeping their payloads."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -102,16 +103,22 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
 
     found = Spy()
     real_run, real_start = inference.run_inference, steering_services._start_task
+    real_run_async = inference.run_inference_async
 
     def run(model_id: str, operation: str, payload: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         found.calls.append((operation, payload))
         return real_run(model_id, operation, payload, **kwargs)
 
-    def start(model_id: str, payload: dict[str, Any]) -> Any:
+    async def run_async(model_id: str, operation: str, payload: dict[str, Any], **kwargs: Any) -> Any:
+        found.calls.append((operation, payload))
+        return await real_run_async(model_id, operation, payload, **kwargs)
+
+    def start(model_id: str, payload: dict[str, Any], *args: Any) -> Any:
         found.calls.append(("steer-stream", payload))
-        return real_start(model_id, payload)
+        return real_start(model_id, payload, *args)
 
     monkeypatch.setattr(inference, "run_inference", run)
+    monkeypatch.setattr(inference, "run_inference_async", run_async)
     monkeypatch.setattr(steering_services, "_start_task", start)
     return found
 

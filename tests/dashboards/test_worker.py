@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from features import dashboards as service
 from features.models import Activation, Model, Source, SourceSet
 from neuronpedia.lib.jobs import JobStatus
+from tests.support import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 # The worker command imports inference_worker.tasks; dashboard_tasks is imported here explicitly so the
@@ -26,9 +26,8 @@ START = ("import django; django.setup(); from inference_worker import dashboard_
 
 @pytest.fixture
 def inference_worker(worker_config: Path) -> Any:
-    db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+           "DATABASE_URL": child_database_url(),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", "import sys; " + START, str(worker_config)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils.html import escape
 
 from features import demo
 from features.models import Explanation, Feature, Source
+from tests.support import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -24,10 +24,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def processes() -> Any:
-    db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
            "INFERENCE_HEARTBEAT_SECONDS": "2",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+           "DATABASE_URL": child_database_url()}
     commands = [
         [sys.executable, "manage.py", "inference_worker", "--config", str(demo.DEMO_CONFIG),
          "--name", "smoke-inference", "--loglevel", "WARNING"],
@@ -50,7 +49,8 @@ def processes() -> Any:
 def test_demo_bootstrap_gives_a_feature_page_with_activations_and_an_explanation(
         processes: Any, client: Any, settings: Any) -> None:
     settings.INFERENCE_HEARTBEAT_SECONDS = 2
-    call_command("bootstrap_demo", "--tokens", "4096", "--explain", "2", "--worker-timeout", "600")
+    call_command("bootstrap_demo", "--tokens", "4096", "--explain", "2", "--no-explain-rest",
+                 "--worker-timeout", "600")
     source = Source.objects.get(model_id=demo.DEMO_MODEL_ID, name=demo.DEMO_SOURCE)
     assert source.has_dashboards
     explanation = Explanation.objects.filter(feature__source=source).select_related("feature").first()
@@ -64,5 +64,7 @@ def test_demo_bootstrap_gives_a_feature_page_with_activations_and_an_explanation
     assert escape(explanation.description) in body
     top = feature.activations.order_by("-max_value").first()
     assert escape(top.tokens[top.max_value_token_index]) in body
-    call_command("bootstrap_demo", "--tokens", "4096", "--explain", "2")  # second run: nothing to do
+    call_command("bootstrap_demo", "--tokens", "4096", "--explain", "2", "--no-explain-rest")  # again: no-op
     assert Explanation.objects.filter(feature__source=source).count() == 2
+    assert explanation.method  # every explanation: its method and its score
+    assert explanation.score is not None

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from features import inference
 from features.models import InferenceHost, Source
 from tests.factories import identity_sae
+from tests.support import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "tiny-e2e"
@@ -45,10 +45,10 @@ def worker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def worker(django_db_setup: None, django_db_blocker: Any, worker_config: Path) -> Any:
     with django_db_blocker.unblock():
-        db = connection.settings_dict
+        pass
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
            "INFERENCE_HEARTBEAT_SECONDS": "1",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+           "DATABASE_URL": child_database_url()}
     proc = subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config",
                              str(worker_config), "--name", "e2e-worker", "--loglevel", "WARNING"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

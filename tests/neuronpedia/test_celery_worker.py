@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.jobs.tasks import noop_job_task
 from neuronpedia.lib.jobs import JobStatus
 from neuronpedia.queues import Queue
+from tests.support import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,10 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def worker_process():
     """A `celery worker` subprocess bound to the test database and the tests' Redis db."""
-    db = connection.settings_dict
     env = {**os.environ,
            "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+           "DATABASE_URL": child_database_url()}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "neuronpedia", "worker", "-Q", Queue.DEFAULT,
          "--pool", "solo", "--without-mingle", "--without-gossip", "-n", "pytest@%h",
@@ -59,3 +59,67 @@ def test_a_job_runs_to_done_in_a_real_worker_through_redis(worker_process) -> No
     assert (job.done, job.total, job.result) == (3, 3, {"steps": 3})
     assert job.heartbeat_at is not None
     assert job.finished_at is not None
+
+
+def _worker_with_beat(tmp_path: Path, name: str) -> subprocess.Popen:
+    """A worker that also runs Celery beat (the stale-job sweeper), with 1 s heartbeats."""
+    env = {**os.environ,
+           "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
+           "DATABASE_URL": child_database_url(),
+           "NP_JOB_HEARTBEAT_SECONDS": "1", "NP_JOB_STALE_AFTER_SECONDS": "3"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "neuronpedia", "worker", "-Q", Queue.DEFAULT, "-B",
+         "-s", str(tmp_path / f"beat-{name}"), "--pool", "solo", "--without-mingle", "--without-gossip",
+         "-n", f"{name}@%h", "--loglevel", "WARNING"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.communicate(timeout=10)[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_is_killed_is_requeued_by_beat_and_finishes_without_a_human(tmp_path) -> None:
+    from neuronpedia.jobs import registry  # noqa: PLC0415
+
+    job = Job.objects.create(kind=JobKind.NOOP, title="killed mid-job", params={"steps": 12, "delay": 0.5})
+    first = _worker_with_beat(tmp_path, "doomed")
+    second = None
+    try:
+        registry.enqueue(job)  # outside a transaction: sent at once
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.done >= 2:
+                break
+            assert first.poll() is None, first.stdout.read()
+            time.sleep(0.1)
+        assert job.status == JobStatus.RUNNING, job.error
+        assert job.done >= 2
+        os.killpg(first.pid, signal.SIGKILL)  # the worker (and its beat) die mid-job
+        first.wait(timeout=10)
+        time.sleep(4)  # past the stale limit: still RUNNING, nobody beats any more
+        job.refresh_from_db()
+        assert job.status == JobStatus.RUNNING
+        second = _worker_with_beat(tmp_path, "healer")  # a new worker's beat finds it and re-queues it
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.is_finished:
+                break
+            time.sleep(0.2)
+        output = "" if job.status == JobStatus.DONE else _stop(second)
+        assert job.status == JobStatus.DONE, f"{job.status} {job.error}\n{output}"
+        assert job.generation == 2  # claimed twice: once by each worker
+        assert job.result == {"steps": 12}
+    finally:
+        _stop(first)
+        if second is not None:
+            _stop(second)
