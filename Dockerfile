@@ -13,4 +13,6 @@ RUN pip install --no-deps --no-build-isolation -e .
 RUN DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=x DATABASE_URL=postgres://x@x/x \
     python manage.py collectstatic --noinput
 EXPOSE 3000
-CMD ["gunicorn", "neuronpedia.wsgi", "--bind", "0.0.0.0:3000", "--workers", "3", "--threads", "8"]
+# ASGI: uvicorn workers under gunicorn (inference and streaming views wait on Redis without a thread)
+CMD ["gunicorn", "neuronpedia.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:3000", \
+     "--workers", "3", "--timeout", "300"]

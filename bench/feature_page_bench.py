@@ -112,6 +112,8 @@ def _dashboard_arrays(rng: np.random.Generator, vocab: list[str], width: int) ->
         "neuron_alignment_l1": rng.uniform(0, 0.1, 3).astype(np.float32),
         "correlated_neurons_indices": rng.integers(0, 768, 3).astype(np.int32), "correlated_neurons_pearson": rng.uniform(0, 0.5, 3).astype(np.float32),
         "correlated_neurons_l1": rng.uniform(0, 0.1, 3).astype(np.float32), "decoder_weights_dist": np.zeros(0, np.float32),
+        "correlated_features_indices": rng.integers(0, width, 3).astype(np.int32), "correlated_features_pearson": rng.uniform(0, 0.5, 3).astype(np.float32),
+        "correlated_features_l1": rng.uniform(0, 0.1, 3).astype(np.float32), "creator_external_id": None, "source_set_name": SET_NAME,
         "has_vector": False, "vector": None, "vector_label": "", "vector_default_steer_strength": None,
         "hook_name": "", "creator_id": None, "umap_log_feature_sparsity": float(rng.uniform(-6, -2)),
     }
@@ -209,9 +211,9 @@ def load(args: argparse.Namespace, rng: np.random.Generator) -> dict[str, float]
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO features_explanation (feature_id, external_id, description, type_id, explanation_model_id,"
-            " explainer_settings, embedder, score_v1, score_v2, notes, created_at)"
+            " explainer_settings, embedder, score_v1, score_v2, notes, method, score_type_name, created_at)"
             " SELECT id, '', 'mentions of word ' || (id % 9973) || ' in legal or technical contexts',"
-            " 'oai_token-act-pair', 'gpt-4o-mini', '{}', '', 0.3, (id % 100) / 100.0, '', now() FROM features_feature")
+            " 'oai_token-act-pair', 'gpt-4o-mini', '{}', '', 0.3, (id % 100) / 100.0, '', '', '', now() FROM features_feature")
     timings["explanations INSERT…SELECT"] = time.perf_counter() - t0
 
     # Benchmarked features: 100 examples x 128 tokens, 3 more explanations with 2 scores each.

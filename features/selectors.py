@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from features.models import (
@@ -21,6 +21,9 @@ from features.models import (
 )
 
 LISTED = [Visibility.PUBLIC]
+
+# Best first: a scored explanation by its headline score, then Neuronpedia's own score columns.
+EXPLANATION_RANK = (F("score").desc(nulls_last=True), "-score_v2", "-score_v1", "id")
 
 
 def public_models() -> QuerySet[Model]:
@@ -56,7 +59,7 @@ def get_feature(model_id: str, source_name: str, index: int) -> Feature:
                      .select_related("type", "explanation_model")
                      .prefetch_related(Prefetch("scores", queryset=ExplanationScore.objects
                                                 .select_related("score_type", "score_model")))
-                     .order_by("-score_v2", "-score_v1", "id")),
+                     .order_by(*EXPLANATION_RANK)),
         )
         .filter(source__model_id=model_id, source__name=source_name, index=index)
         .first()
@@ -64,6 +67,15 @@ def get_feature(model_id: str, source_name: str, index: int) -> Feature:
     if feature is None:
         raise Http404(f"feature {model_id}/{source_name}/{index} not found")
     return feature
+
+
+def listed_features_filter(source: Source, user: Any) -> Q | None:
+    """Which of a source's features a viewer may see listed. A vector source (`{layer}-neuronpedia-resid-*`)
+    is shared by everyone's steering vectors, and each vector is unlisted: reachable by its link, listed
+    only to its creator (and staff). Every other source lists all its features (None)."""
+    if source.source_set.type != "vector" or (user.is_authenticated and user.is_staff):
+        return None
+    return Q(creator=user) if user.is_authenticated else Q(pk__in=[])
 
 
 def features_for_source(source: Source) -> QuerySet[Feature]:
@@ -82,7 +94,7 @@ def _feature_detail_queryset() -> QuerySet[Feature]:
                  .prefetch_related(Prefetch("scores", queryset=ExplanationScore.objects
                                             .filter(status="DONE")
                                             .select_related("score_type", "score_model")))
-                 .order_by("-score_v2", "-score_v1", "id")),
+                 .order_by(*EXPLANATION_RANK)),
     )
 
 
@@ -193,14 +205,30 @@ def featured_releases() -> QuerySet[Any]:
             .prefetch_related("source_sets").order_by("name"))
 
 
+class ExplanationText(str):
+    """An explanation's text that also carries its headline score and method (for templates: the text
+    renders as before; `.score` / `.method` / `.score_type_name` are shown beside it, as for an
+    Explanation row)."""
+
+    score: float | None = None
+    method: str = ""
+    score_type_name: str = ""
+
+    @classmethod
+    def of(cls, text: str, score: float | None, method: str, score_type: str) -> ExplanationText:
+        out = cls(text)
+        out.score, out.method, out.score_type_name = score, method, score_type
+        return out
+
+
 def top_explanations(feature_ids: list[int]) -> dict[int, str]:
-    """Best explanation text per feature id, in one DISTINCT ON query."""
+    """Best explanation text per feature id (an ExplanationText), in one DISTINCT ON query."""
     if not feature_ids:
         return {}
     rows = (Explanation.objects.filter(feature_id__in=feature_ids)
-            .order_by("feature_id", "-score_v2", "-score_v1", "id").distinct("feature_id")
-            .values_list("feature_id", "description"))
-    return dict(rows)
+            .order_by("feature_id", *EXPLANATION_RANK).distinct("feature_id")
+            .values_list("feature_id", "description", "score", "method", "score_type_name"))
+    return {fid: ExplanationText.of(d, sc, m, st) for fid, d, sc, m, st in rows}
 
 
 def top_explanations_by_index(model_id: str, source_name: str, indices: list[int]) -> dict[int, str]:
@@ -209,17 +237,18 @@ def top_explanations_by_index(model_id: str, source_name: str, indices: list[int
         return {}
     rows = (Explanation.objects.filter(feature__source__model_id=model_id, feature__source__name=source_name,
                                        feature__index__in=indices)
-            .order_by("feature_id", "-score_v2", "-score_v1", "id").distinct("feature_id")
-            .values_list("feature__index", "description"))
-    return dict(rows)
+            .order_by("feature_id", *EXPLANATION_RANK).distinct("feature_id")
+            .values_list("feature__index", "description", "score", "method", "score_type_name"))
+    return {i: ExplanationText.of(d, sc, m, st) for i, d, sc, m, st in rows}
 
 
 def source_feature_page(source: Source, *, sort: str = "index", after: str = "", before: str = "",
-                        size: int = 50) -> tuple[list[Feature], bool, bool]:
+                        size: int = 50, only: Q | None = None) -> tuple[list[Feature], bool, bool]:
     """One keyset page of a source's features: by index (the (source, index) key) or by max activation
     (the (source, max_act_approx DESC) index). `after`/`before` are cursors: `index` or `max:index`.
+    `only` narrows the features (a vector source lists only the viewer's own vectors).
     Returns (features, has_more_after, has_more_before)."""
-    qs = features_for_source(source)
+    qs = features_for_source(source) if only is None else features_for_source(source).filter(only)
     backwards = bool(before) and not after
     cursor = before if backwards else after
     if sort == "max":
@@ -287,9 +316,12 @@ def random_feature(model_id: str = "", source_name: str = "") -> Feature | None:
             or Feature.objects.filter(source_id=source_id).select_related("source").order_by("index").first())
 
 
-def neighbour_feature(model_id: str, source_name: str, index: int, *, step: int) -> Feature | None:
+def neighbour_feature(model_id: str, source_name: str, index: int, *, step: int,
+                      only: Q | None = None) -> Feature | None:
     """The next (step=1) or previous (step=-1) existing feature of a source, by index."""
     qs = Feature.objects.filter(source__model_id=model_id, source__name=source_name).select_related("source")
+    if only is not None:
+        qs = qs.filter(only)
     if step > 0:
         return qs.filter(index__gt=index).order_by("index").first()
     return qs.filter(index__lt=index).order_by("-index").first()
@@ -321,3 +353,22 @@ def list_dashboards(feature_list: FeatureList) -> dict[int, dict[str, Any]]:
 def get_list_item_features(feature_list_id: int) -> QuerySet[ListItem]:
     return (ListItem.objects.filter(feature_list_id=feature_list_id)
             .select_related("feature__source").order_by("added_at", "id"))
+
+
+def top_snippets(feature_ids: list[int], radius: int = 6) -> dict[int, dict[str, Any]]:
+    """feature id -> its strongest stored example cut to `radius` tokens around the max: {tokens, values,
+    max}. One DISTINCT ON query over the (feature, -max_value) index."""
+    from features.models import Activation  # noqa: PLC0415
+
+    if not feature_ids:
+        return {}
+    rows = (Activation.objects.filter(feature_id__in=feature_ids).order_by("feature_id", "-max_value")
+            .distinct("feature_id").values_list("feature_id", "tokens", "values", "max_value",
+                                                 "max_value_token_index"))
+    out = {}
+    for fid, tokens, values, max_value, at in rows:
+        lo, hi = max(0, at - radius), at + radius + 1
+        out[fid] = {"tokens": list(tokens[lo:hi]), "values": [round(float(v), 3) for v in values[lo:hi]],
+                    "max": max_value}
+    return out
+

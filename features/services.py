@@ -178,10 +178,14 @@ def create_human_explanation(*, user: Any, feature: Feature, text: str,
         ExplanationType.objects.get_or_create(
             name=HUMAN_EXPLANATION_TYPE, defaults={"display_name": "Human", "description":
                                                    "Written by a person"})
-        return Explanation.objects.create(feature=feature, description=text,
-                                          type_id=HUMAN_EXPLANATION_TYPE,
-                                          explanation_model_id=explanation_model or None,
-                                          author=user, triggered_by=user)
+        explanation = Explanation.objects.create(feature=feature, description=text,
+                                                 type_id=HUMAN_EXPLANATION_TYPE,
+                                                 explanation_model_id=explanation_model or None,
+                                                 author=user, triggered_by=user, method="human")
+        from autointerp.tasks import score_headline_task  # noqa: PLC0415
+
+        transaction.on_commit(lambda: score_headline_task.delay(explanation.pk))  # its score, offline
+        return explanation
 
 
 # --- Lists ---------------------------------------------------------------------------------------
@@ -272,7 +276,7 @@ def create_vector(*, user: Any, model: Model, layer: int, hook_type: str, values
         raise ValidationError(f"hookType must be one of {', '.join(VECTOR_HOOK_TYPES)}")
     if not 0 <= layer < model.layers:
         raise ValidationError(f"layerNumber must be between 0 and {model.layers - 1} for {model.id}")
-    if model.dimension == UNKNOWN_DIMENSION and model.creator_id is not None:
+    if model.dimension is None or (model.dimension == UNKNOWN_DIMENSION and model.creator_id is not None):
         raise ValidationError(f"Model {model.id} was created without a dimension; recreate it with "
                               "`dimension` (d_model) to upload vectors")
     if len(values) != model.dimension:

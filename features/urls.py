@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from features.views import catalog, feature, jobs, lists, search
+from features.views import browse, catalog, feature, jobs, lists, search
 
 app_name = "features"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     path("search", search.inference_search, name="search"),
     path("search-topk", search.topk_search, name="search-topk"),
     path("ui/feature-labels", search.feature_labels, name="feature-labels"),
+    # SAEBench-style comparison of every source's evals (issue 18)
+    path("compare", browse.compare, name="compare"),
     # lists
     path("lists/", lists.list_index, name="list-index"),
     path("lists/new", lists.list_create, name="list-create"),
@@ -26,16 +28,19 @@ urlpatterns = [
     path("lists/<int:list_id>/note/<int:feature_id>", lists.list_note, name="list-note"),
     # embeds (chrome-less, may be framed)
     path("embed/list/<int:list_id>", lists.list_embed, name="list-embed"),
-    path("embed/<slug:model_id>/<str:source_name>/<int:index>", feature.feature_embed, name="feature-embed"),
+    path("embed/<slug:model_id>/<str:source_name>/<int:index>", browse.feature_embed, name="feature-embed"),
     # job actions (staff)
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
     path("jobs/<int:job_id>/resume/", jobs.job_resume, name="job-resume"),
     # catalog
-    path("<slug:model_id>/", catalog.model_page, name="model"),
+    path("<slug:model_id>/", browse.model_page, name="model"),
     path("<slug:model_id>/random", catalog.random_feature, name="model-random"),
+    # `/{model}/{set}/`: a name that cannot be a source's (those start with `{layer}-`) -> the set page
+    re_path(r"^(?P<model_id>[-a-zA-Z0-9_.]+)/(?P<name>(?![0-9]+-)[^/]+)/$", browse.source_set_slash,
+            name="source-set-slash"),
     path("<slug:model_id>/<str:source_name>/", catalog.source_page, name="source"),
     path("<slug:model_id>/<str:source_name>/random", catalog.random_feature, name="source-random"),
-    path("<slug:model_id>/<str:source_name>/<int:index>", feature.feature_page, name="feature"),
+    path("<slug:model_id>/<str:source_name>/<int:index>", browse.feature_page, name="feature"),
     re_path(r"^(?P<model_id>[-a-zA-Z0-9_]+)/(?P<source_name>[^/]+)/(?P<index>[0-9]+)/(?P<direction>prev|next)$",
             catalog.neighbour, name="feature-neighbour"),
     path("<slug:model_id>/<str:source_name>/<int:index>/autointerp", feature.autointerp_action,
@@ -44,6 +49,14 @@ urlpatterns = [
          name="feature-lists"),
     path("<slug:model_id>/<str:source_name>/<int:index>/panel/live", feature.live_panel,
          name="feature-live"),
+    path("<slug:model_id>/<str:source_name>/<int:index>/panel/explanations", feature.explanations_panel,
+         name="feature-explanations"),
     path("<slug:model_id>/<str:source_name>/<int:index>/panel/similar", feature.similar_live,
          name="feature-similar-live"),
+    path("<slug:model_id>/<str:source_name>/<int:index>/panel/extras", browse.feature_extras,
+         name="feature-extras"),
+    # catch-alls last (issue 18): `/{model}/{set}` (else a source: redirect) and `/{release}` (else a model:
+    # redirect); anything else falls back to what APPEND_SLASH would do (features/views/browse.py)
+    path("<str:model_id>/<str:name>", browse.source_set_page, name="source-set"),
+    path("<str:name>", browse.release_or_model, name="release"),
 ]

@@ -2,11 +2,12 @@
 
 A request is first *planned* (`plan_steer`): inputs are checked, both halves get their cache key
 (`steer_cache_key`, see docs/architecture.md "Steering cache") and cached halves are looked up. Only the
-missing halves are then generated, either blocking (`run_steer`) or streamed token by token
-(`stream_steer`, which relays the worker's Redis stream). Every generated half is stored with
-get-or-create on its unique cache key, so two racing requests end up sharing one row; a STEERED row
-records its features and strengths (SteerOutputFeature) and points at the DEFAULT row it was compared
-with (`connected_default_output`). The STEERED row's id is the share id (`/steer/{id}`).
+missing halves are then generated, either waiting for the whole result (`run_steer`, or `arun_steer`
+for async views) or streamed token by token (`astart_stream` admits and publishes the calls before the
+response starts, `astream_steer` relays the worker's Redis stream on redis.asyncio). Every generated
+half is stored with get-or-create on its unique cache key, so two racing requests end up sharing one
+row; a STEERED row records its features and strengths (SteerOutputFeature) and points at the DEFAULT
+row it was compared with (`connected_default_output`). The STEERED row's id is the share id (`/steer/{id}`).
 
 The seed is part of the key and the worker re-seeds each half, so a cached half is exactly what a new
 generation would produce: the cache is valid, not an approximation.
@@ -18,16 +19,15 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
+from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from features import inference
 from features.models import Feature, Model, Source
-from neuronpedia.queues import inference_queue
 from steering.models import SteerMethod, SteerOutput, SteerOutputFeature, SteerType, steer_cache_key
 
 STEERING_VERSION = 1
@@ -376,6 +376,18 @@ def run_steer(plan: SteerPlan, *, user: Any = None,
     return _finish(plan, generated, user)
 
 
+async def arun_steer(plan: SteerPlan, *, user: Any = None,
+                     timeout: float = BLOCKING_TIMEOUT_SECONDS) -> SteerResult:
+    """`run_steer` for async views: waits for the worker on redis.asyncio, stores in a thread."""
+    generated: dict[str, GeneratedHalf] = {}
+    for types in plan.jobs():
+        result = await inference.run_inference_async(
+            plan.params.model.id, "steer", plan.params.payload(types),
+            source_names=plan.params.source_names, timeout=timeout)
+        generated.update({t: h for t, h in _halves(plan.params, result).items() if t in types})
+    return await sync_to_async(_finish)(plan, generated, user)
+
+
 def steer(*, model_id: str, features: Sequence[tuple[Any, float]], user: Any = None,
           **options: Any) -> SteerResult:
     """Plan and run a steering request: cached halves are reused, missing ones generated and stored.
@@ -386,81 +398,93 @@ def steer(*, model_id: str, features: Sequence[tuple[Any, float]], user: Any = N
 
 # --- streaming -------------------------------------------------------------------------------------
 
-def _redis() -> Any:
-    import redis  # noqa: PLC0415
-
-    return redis.Redis.from_url(settings.REDIS_URL)
-
-
-def _start_task(model_id: str, payload: dict[str, Any]) -> Any:
-    """Enqueue one `steer` task on the model's queue without waiting (its partial results arrive on
-    the Redis stream named by payload["streamKey"])."""
-    from neuronpedia.celery import app  # noqa: PLC0415
-
-    return app.send_task(inference.TASK_PREFIX + "steer", kwargs={"payload": payload},
-                         queue=inference_queue(model_id))
+def _start_task(model_id: str, payload: dict[str, Any], call: inference.Call) -> None:
+    """Publish one `steer` call on the model's queue without waiting (its partial results arrive on
+    the Redis stream named by payload["streamKey"], its reply on the call's reply key)."""
+    inference.send(call)
 
 
-def _failed(async_result: Any) -> inference.InferenceError | None:
-    """The error of a task that finished without publishing its final frame, if any."""
-    if not async_result.ready():
-        return None
-    try:
-        reply = async_result.get(timeout=1, propagate=True)
-    except Exception as exc:  # the task itself raised (worker crash, time limit)
-        return inference.InferenceError(f"inference failed: {exc}", status=502)
-    if not reply.get("ok"):
-        return inference.InferenceError(reply.get("error", "inference failed"),
-                                        status=reply.get("status", 400))
-    return None
+@dataclass
+class SteerStream:
+    """The started generations of a plan: one call (and one Redis stream) per worker job."""
+
+    plan: SteerPlan
+    calls: dict[str, tuple[list[str], inference.Call]]
+    user: Any = None
+    idle_timeout: float = STREAM_IDLE_SECONDS
+    total_timeout: float = STREAM_TOTAL_SECONDS
 
 
-def stream_steer(plan: SteerPlan, *, user: Any = None, idle_timeout: float = STREAM_IDLE_SECONDS,
-                 total_timeout: float = STREAM_TOTAL_SECONDS) -> Iterator[StreamEvent]:
-    """Start the missing halves and relay the worker's Redis stream(s): a `partial` event per batch of
-    new tokens (whole text so far for every half, cached ones included), then one `final` event with
-    the stored result, or one `error` event (worker error, or no progress for `idle_timeout` seconds,
-    or `total_timeout` seconds in all). Never blocks longer than those timeouts."""
-    import redis  # noqa: PLC0415
-
+async def astart_stream(plan: SteerPlan, *, user: Any = None, idle_timeout: float = STREAM_IDLE_SECONDS,
+                        total_timeout: float = STREAM_TOTAL_SECONDS) -> SteerStream:
+    """Admit and publish the missing halves before any response byte is sent, so a full queue or an
+    unreachable broker is a plain 503 (InferenceBusy / InferenceUnavailable), not a broken stream."""
     p = plan.params
+    started = SteerStream(plan, {}, user, idle_timeout, total_timeout)
+    try:
+        for types in plan.jobs():
+            key = uuid.uuid4().hex
+            call = inference.Call(p.model.id, "steer", p.payload(types, stream_key=key), total_timeout)
+            await inference.aadmit(call, send=lambda c: _start_task(c.model_id, c.payload, c))
+            started.calls[STREAM_PREFIX + key] = (types, call)
+    except inference.InferenceError:
+        for _, call in started.calls.values():
+            await inference.arelease(call, cancel=True)
+        raise
+    return started
+
+
+def _error(message: str, status: int) -> StreamEvent:
+    return StreamEvent("error", error=inference.InferenceError(message, status=status))
+
+
+async def astream_steer(started: SteerStream) -> AsyncIterator[StreamEvent]:
+    """Relay the worker's Redis stream(s) on redis.asyncio: a `partial` event per batch of new tokens
+    (whole text so far for every half, cached ones included), then one `final` event with the stored
+    result, or one `error` event: the worker refused or died (its liveness key expired: within
+    seconds), Redis failed, nothing arrived for `idle_timeout` s or `total_timeout` s passed. A stream
+    whose reader goes away (client disconnect) cancels its calls, so the worker stops generating."""
+    import redis  # noqa: PLC0415
+
+    plan, p = started.plan, started.plan.params
     halves: dict[str, GeneratedHalf] = {
         t: GeneratedHalf(t, row.output_text, row.logprobs, row.output_chat_messages, row.input_text)
         for t, row in plan.cached.items()}
-    streams: dict[str, tuple[list[str], Any]] = {}
-    for types in plan.jobs():
-        key = uuid.uuid4().hex
-        streams[STREAM_PREFIX + key] = (types, _start_task(p.model.id, p.payload(types, stream_key=key)))
-    client = _redis()
-    last_ids = {name: "0-0" for name in streams}
+    client = inference.async_redis_client()
+    last_ids = {name: "0-0" for name in started.calls}
     generated: dict[str, GeneratedHalf] = {}
-    started = last_progress = time.monotonic()
+    begun = last_progress = time.monotonic()
     try:
         while last_ids:
             now = time.monotonic()
-            if now - last_progress > idle_timeout or now - started > total_timeout:
-                waited = now - last_progress if now - last_progress > idle_timeout else now - started
-                yield StreamEvent("error", error=inference.InferenceError(
-                    f"steering timed out: no result from the inference worker after {waited:.0f} s",
-                    status=504))
+            if now - last_progress > started.idle_timeout or now - begun > started.total_timeout:
+                waited = now - last_progress if now - last_progress > started.idle_timeout else now - begun
+                yield _error(f"steering timed out: no result from the inference worker after {waited:.0f} s",
+                             504)
                 return
             try:
-                entries = client.xread(last_ids, count=256, block=500)
-            except redis.RedisError as exc:
-                yield StreamEvent("error", error=inference.InferenceError(f"the result stream failed: {exc}",
-                                                                          status=503))
+                entries = await client.xread(last_ids, count=256, block=500)
+            except (redis.RedisError, OSError):
+                yield _error(inference.UNREACHABLE, 503)
                 return
             if not entries:
-                for name in list(last_ids):
-                    error = _failed(streams[name][1])
-                    if error is not None:
-                        yield StreamEvent("error", error=error)
-                        return
+                try:
+                    for name in list(last_ids):
+                        call = started.calls[name][1]
+                        reply = await inference.atake_reply(call)
+                        if reply is not None and not reply.get("ok"):
+                            yield _error(reply.get("error", "inference failed"),
+                                         int(reply.get("status", 502)))
+                            return
+                        await inference.acheck_progress(call)
+                except inference.InferenceError as exc:
+                    yield StreamEvent("error", error=exc)
+                    return
                 continue
             last_progress = time.monotonic()
             for raw_name, items in entries:
                 name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-                types = streams[name][0]
+                types = started.calls[name][0]
                 for entry_id, fields in items:
                     last_ids[name] = entry_id
                     data = json.loads(fields[b"data"])
@@ -473,15 +497,13 @@ def stream_steer(plan: SteerPlan, *, user: Any = None, idle_timeout: float = STR
                         break
             yield StreamEvent("partial", halves=dict(halves))
         try:
-            result = _finish(plan, generated, user)
+            result = await sync_to_async(_finish)(plan, generated, started.user)
         except inference.InferenceError as exc:
             yield StreamEvent("error", error=exc)
             return
         yield StreamEvent("final", halves=dict(halves), result=result)
     finally:
-        for name, (_, async_result) in streams.items():
-            if name in last_ids:
-                async_result.revoke()
-            with contextlib.suppress(redis.RedisError):
-                client.delete(name)
-            async_result.forget()
+        for name, (_, call) in started.calls.items():
+            await inference.arelease(call, cancel=name in last_ids)
+            with contextlib.suppress(redis.RedisError, OSError):
+                await client.delete(name)

@@ -10,6 +10,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from features import selectors
+from features.api.serializers import MAX_INDEX, parse_id
 from features.views.search import catalog_json
 from steering.models import SteerMethod, SteerOutput
 from steering.selectors import get_steer_result
@@ -23,13 +24,14 @@ def parse_feature_specs(raw: str) -> list[tuple[str, int, float]]:
     specs = []
     for part in raw.split(","):
         bits = part.strip().split(":")
-        if len(bits) < 2 or not bits[1].isdigit():
+        index = parse_id(bits[1], MAX_INDEX) if len(bits) >= 2 else None
+        if index is None:
             continue
         try:
             strength = float(bits[2]) if len(bits) > 2 and bits[2] else 40.0
         except ValueError:
             strength = 40.0
-        specs.append((bits[0], int(bits[1]), strength))
+        specs.append((bits[0], index, strength))
     return specs[:20]
 
 

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from features.api.serializers import IndexField
+from neuronpedia import fields
 
 MAX_TEXT_CHARS = 8192
 MAX_TEXTS = 16
@@ -19,12 +20,12 @@ TOPK_DEFAULT_RESULTS = 10
 TOPK_MAX_RESULTS = 100
 
 
-def _slug(**kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(max_length=160, **kwargs)
+def _slug(**kwargs: Any) -> fields.CharField:
+    return fields.CharField(max_length=160, **kwargs)
 
 
 def _texts_schema(max_items: int) -> dict[str, Any]:
-    text = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": r"\S",
+    text = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": fields.NON_BLANK,
             "description": "not blank"}
     return {"oneOf": [text, {"type": "array", "items": text, "minItems": 1, "maxItems": max_items}]}
 
@@ -79,7 +80,7 @@ class ActivationNewInSerializer(serializers.Serializer):
     feature = FeatureOrVectorRefSerializer(required=False, help_text="the feature or vector to test")
     neuron = FeatureOrVectorRefSerializer(required=False, help_text="older name for `feature`")
     customText = TextOrTextsField()
-    ignoreBos = serializers.BooleanField(required=False, default=False)
+    ignoreBos = fields.BooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         ref = attrs.get("feature") or attrs.get("neuron")
@@ -119,25 +120,30 @@ class ActivationSourceOutSerializer(serializers.Serializer):
     results = ActivationSourceResultSerializer(many=True)
 
 
+@extend_schema_field({"type": "number", "nullable": True, "maximum": 1, "exclusiveMaximum": True,
+                     "description": "<= 0 (or null) = off; else leave out features denser than this"})
+class _BelowOneField(fields.FloatField):
+    pass
+
+
 class SearchAllInSerializer(serializers.Serializer):
     modelId = _slug()
     sourceSet = _slug()
     text = TextOrTextsField()
     selectedLayers = serializers.ListField(child=_slug(), required=False, default=list, max_length=256,
                                            help_text="source ids to search; [] = all of the set")
-    sortIndexes = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=100_000),
+    sortIndexes = serializers.ListField(child=fields.IntegerField(min_value=0, max_value=100_000),
                                         required=False, default=list, max_length=256)
-    ignoreBos = serializers.BooleanField(required=False, default=True)
-    densityThreshold = serializers.FloatField(required=False, default=-1, allow_null=True,
-                                              help_text="-1 = off; else leave out features denser than this")
-    numResults = serializers.IntegerField(required=False, default=SEARCH_ALL_DEFAULT_RESULTS, allow_null=True,
-                                          min_value=1, max_value=SEARCH_ALL_MAX_RESULTS)
+    ignoreBos = fields.BooleanField(required=False, default=True)
+    densityThreshold = _BelowOneField(required=False, default=-1, allow_null=True)
+    numResults = fields.IntegerField(required=False, default=SEARCH_ALL_DEFAULT_RESULTS, allow_null=True,
+                                     min_value=1, max_value=SEARCH_ALL_MAX_RESULTS)
 
     def validate_densityThreshold(self, value: float | None) -> float:  # noqa: N802
-        if value is None or value in (-1, 0):
+        if value is None or value <= 0:
             return -1
-        if not 0 < value < 1:
-            raise serializers.ValidationError("must be between 0 and 1 (or -1 for no threshold)")
+        if value >= 1:
+            raise serializers.ValidationError("must be below 1 (or <= 0, e.g. -1, for no threshold)")
         return value
 
 
@@ -171,19 +177,13 @@ class SearchAllOutSerializer(serializers.Serializer):
                                               "top-level tokens/result)")
 
 
-@extend_schema_field({"type": "number", "nullable": True, "maximum": 1, "exclusiveMaximum": True,
-                     "description": "<= 0 (or null) = off; else leave out features denser than this"})
-class _BelowOneField(serializers.FloatField):
-    pass
-
-
 class TopkByTokenInSerializer(serializers.Serializer):
     modelId = _slug()
     source = _slug()
     text = TextOrTextsField()
-    numResults = serializers.IntegerField(required=False, default=TOPK_DEFAULT_RESULTS, min_value=1,
-                                          max_value=TOPK_MAX_RESULTS)
-    ignoreBos = serializers.BooleanField(required=False, default=True)
+    numResults = fields.IntegerField(required=False, default=TOPK_DEFAULT_RESULTS, min_value=1,
+                                     max_value=TOPK_MAX_RESULTS)
+    ignoreBos = fields.BooleanField(required=False, default=True)
     densityThreshold = _BelowOneField(required=False, default=-1, allow_null=True)
 
     def validate_densityThreshold(self, value: float | None) -> float:  # noqa: N802

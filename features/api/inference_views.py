@@ -2,21 +2,28 @@
 active features of a source (activation/source), search via inference across a source set (search-all)
 and top features per token (search-topk-by-token).
 
-Thin: validate, check visibility, call the model's inference worker (features.inference.run_inference),
-join the answer with what the database stores about the features (density, max activation,
-explanations), serialize. When no worker serves the model the answer is a 503 with the worker's
-message; a broken limit is a 400 naming it; an unknown model, source or feature a 404. Paths accept a
-trailing slash because the official SDK sends one for some of them (`search-all/`).
+Thin: validate, check visibility, call the model's inference worker, join the answer with what the
+database stores about the features (density, max activation, explanations), serialize. When no worker
+serves the model the answer is a 503 with the worker's message; a broken limit is a 400 naming it; an
+unknown model, source or feature a 404. Paths accept a trailing slash because the official SDK sends one
+for some of them (`search-all/`).
+
+These views are async (`async_inference_view`): the DRF part (parsing, validation, permissions, the
+database) runs in a thread as usual and returns a `Deferred` naming the inference still to do; that
+is then awaited on redis.asyncio (features.inference.run_inference_async) without holding a thread,
+so requests stuck on a slow or dead worker never starve the pages. A full queue, a dead worker or an
+unreachable broker answer 503 + Retry-After at once; a deadline 504.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db.models import Prefetch, Q
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponseBase
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.decorators import api_view, parser_classes, permission_classes
@@ -43,16 +50,57 @@ def inference_responses(**kwargs: Any) -> dict[int, Any]:
     return {**errors(**kwargs), 503: NO_WORKER, 504: INFERENCE_FAILED}
 
 
+def _error_into(response: Response, exc: inference.InferenceError) -> Response:
+    response.data = {"message": str(exc)}
+    response.status_code = exc.status
+    if exc.retry_after:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def handles_inference_errors(view: Callable[..., Response]) -> Callable[..., Response]:
-    """InferenceError / NoInferenceWorker -> JSON `{"message"}` with the status they carry."""
+    """InferenceError / NoInferenceWorker -> JSON `{"message"}` with the status they carry (and
+    Retry-After on the 503s worth retrying)."""
 
     @functools.wraps(view)
     def wrapped(request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
             return view(request, *args, **kwargs)
         except inference.InferenceError as exc:
-            return Response({"message": str(exc)}, status=exc.status)
+            return _error_into(Response(), exc)
 
+    return wrapped
+
+
+class Deferred(Response):
+    """Returned by the synchronous (DRF) part of an inference view: `work`, an async callable, does the
+    inference and returns the response data (or a whole HttpResponse, e.g. a stream)."""
+
+    def __init__(self, work: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__(None)
+        self.np_work = work
+
+
+def async_inference_view(view: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Turn a DRF function view that may return `Deferred` into a Django async view: the DRF part runs
+    in a thread (sync_to_async), the deferred inference on the event loop. Schema and CSRF attributes
+    of the DRF view are kept (functools.update_wrapper copies them)."""
+
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        response = await sync_to_async(view)(request, *args, **kwargs)
+        work = getattr(response, "np_work", None)
+        if work is None:
+            return response
+        try:
+            result = await work()
+        except inference.InferenceError as exc:
+            return _error_into(response, exc)
+        if isinstance(result, HttpResponseBase):
+            return result
+        response.data = result
+        return response
+
+    functools.update_wrapper(wrapped, view)
     return wrapped
 
 
@@ -128,6 +176,7 @@ def _activation_item(result: dict[str, Any], model_id: str, source: str, index: 
             "maxValueTokenIndex": top, "minValue": min(values, default=0.0)}
 
 
+@async_inference_view
 @extend_schema(tags=ACTIVATIONS, operation_id="activation_new", request=s.ActivationNewInSerializer,
                responses={200: s.ActivationNewOutSerializer, **inference_responses()},
                description="Per-token activations of one feature (or one of your vectors) on custom text, "
@@ -156,17 +205,23 @@ def activation_new(request: Request) -> Response:
                           f"{source.num_features} features")
         base, needs = {"source": source.name, "index": index}, [source.name]
     texts, was_list = data["customText"]
-    items = []
-    for text in texts:
-        result = inference.run_inference(model_id, "activation_single",
-                                         {**base, "prompt": text, "ignoreBos": data["ignoreBos"]},
-                                         source_names=needs)
-        items.append(_activation_item(result, model_id, source.name, index, data["ignoreBos"]))
-    return Response(items if was_list else items[0])
+    source_name = source.name
+
+    async def work() -> Any:
+        items = []
+        for text in texts:
+            result = await inference.run_inference_async(
+                model_id, "activation_single", {**base, "prompt": text, "ignoreBos": data["ignoreBos"]},
+                source_names=needs)
+            items.append(_activation_item(result, model_id, source_name, index, data["ignoreBos"]))
+        return items if was_list else items[0]
+
+    return Deferred(work)
 
 
 # --- activation/source ---------------------------------------------------------------------------
 
+@async_inference_view
 @extend_schema(tags=ACTIVATIONS, operation_id="activation_source", request=s.ActivationSourceInSerializer,
                responses={200: s.ActivationSourceOutSerializer, **inference_responses()},
                description="Every non-zero feature of one source on custom text (one string, or up to 4), "
@@ -182,11 +237,14 @@ def activation_source(request: Request) -> Response:
     source = visible_source(request.user, data["modelId"], data["source"])
     require_live_inference(source)
     texts, _ = data["customText"]
-    results = [inference.run_inference(source.model_id, "active_features",
-                                       {"prompt": text, "source": source.name, "ignoreBos": False},
-                                       source_names=[source.name])
-               for text in texts]
-    return Response({"results": results})
+    model_id, name = source.model_id, source.name
+
+    async def work() -> Any:
+        return {"results": [await inference.run_inference_async(
+            model_id, "active_features", {"prompt": text, "source": name, "ignoreBos": False},
+            source_names=[name]) for text in texts]}
+
+    return Deferred(work)
 
 
 # --- search-all ----------------------------------------------------------------------------------
@@ -201,14 +259,20 @@ def _neuron_summary(feature: Feature | None, model_id: str) -> dict[str, Any] | 
                              for e in feature.explanations.all()]}
 
 
-def _search_one(model_id: str, data: dict[str, Any], text: str, selected: list[str]) -> dict[str, Any]:
+async def _search_one(model_id: str, data: dict[str, Any], text: str,
+                      selected: list[str]) -> dict[str, Any]:
     threshold = data["densityThreshold"]
     wanted = data["numResults"] or s.SEARCH_ALL_DEFAULT_RESULTS
     ask = min(MAX_WORKER_RESULTS, wanted * DENSITY_OVERFETCH) if threshold > 0 else wanted
-    result = inference.run_inference(model_id, "search_all", {
+    result = await inference.run_inference_async(model_id, "search_all", {
         "prompt": text, "sourceSet": data["sourceSet"], "selectedSources": selected,
         "sortByTokenIndexes": data["sortIndexes"], "ignoreBos": data["ignoreBos"], "numResults": ask,
     }, source_names=selected)
+    return await sync_to_async(_search_page)(model_id, data, result, wanted, threshold)
+
+
+def _search_page(model_id: str, data: dict[str, Any], result: dict[str, Any], wanted: int,
+                 threshold: float) -> dict[str, Any]:
     found = _features_by_index([(a["source"], int(a["index"])) for a in result["activations"]], model_id,
                                with_explanations=True)
     items = []
@@ -224,6 +288,7 @@ def _search_one(model_id: str, data: dict[str, Any], text: str, selected: list[s
     return {"tokens": result["tokens"], "result": items, "counts": [], "sortIndexes": data["sortIndexes"]}
 
 
+@async_inference_view
 @extend_schema(tags=SEARCH, operation_id="search_all", request=s.SearchAllInSerializer,
                responses={200: s.SearchAllOutSerializer, **inference_responses()},
                description="Top features of a source set (or of `selectedLayers`) for a text: sorted by "
@@ -257,18 +322,26 @@ def search_all(request: Request) -> Response:
     for src in searched if selected else ():
         require_live_inference(src)
     texts, was_list = data["text"]
-    pages = [_search_one(model_id, data, text, selected) for text in texts]
-    return Response({"results": pages} if was_list else pages[0])
+
+    async def work() -> Any:
+        pages = [await _search_one(model_id, data, text, selected) for text in texts]
+        return {"results": pages} if was_list else pages[0]
+
+    return Deferred(work)
 
 
 # --- search-topk-by-token ------------------------------------------------------------------------
 
-def _topk_one(source: Source, data: dict[str, Any], text: str) -> dict[str, Any]:
+async def _topk_one(source: Source, data: dict[str, Any], text: str) -> dict[str, Any]:
     threshold, wanted = data["densityThreshold"], data["numResults"]
     ask = min(MAX_WORKER_RESULTS, wanted * DENSITY_OVERFETCH) if threshold > 0 else wanted
-    result = inference.run_inference(source.model_id, "topk_by_token", {
+    result = await inference.run_inference_async(source.model_id, "topk_by_token", {
         "prompt": text, "source": source.name, "topK": ask, "ignoreBos": data["ignoreBos"]},
         source_names=[source.name])
+    return await sync_to_async(_topk_page)(source, result, threshold, wanted)
+
+
+def _topk_page(source: Source, result: dict[str, Any], threshold: float, wanted: int) -> dict[str, Any]:
     dense: set[int] = set()
     if threshold > 0:
         indexes = {top["featureIndex"] for pos in result["results"] for top in pos["topFeatures"]}
@@ -282,6 +355,7 @@ def _topk_one(source: Source, data: dict[str, Any], text: str) -> dict[str, Any]
     return {"tokens": result["tokens"], "results": items}
 
 
+@async_inference_view
 @extend_schema(tags=SEARCH, operation_id="search_topk_by_token", request=s.TopkByTokenInSerializer,
                responses={200: s.TopkByTokenOutSerializer, **inference_responses()},
                description="The `numResults` most active features of one source at every token of a text. "
@@ -296,5 +370,9 @@ def search_topk_by_token(request: Request) -> Response:
     source = visible_source(request.user, data["modelId"], data["source"])
     require_live_inference(source)
     texts, was_list = data["text"]
-    pages = [_topk_one(source, data, text) for text in texts]
-    return Response({"results": pages} if was_list else pages[0])
+
+    async def work() -> Any:
+        pages = [await _topk_one(source, data, text) for text in texts]
+        return {"results": pages} if was_list else pages[0]
+
+    return Deferred(work)

@@ -7,9 +7,9 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework.parsers import JSONParser
 
 from features.api.serializers import ErrorSerializer
+from neuronpedia.parsers import SafeJSONParser
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -24,8 +24,9 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 # Request bodies are JSON only, as Neuronpedia's (`request.json()`): nested bodies have no form encoding,
-# and a form or multipart body would otherwise be parsed (and documented) as something else.
-JSON_ONLY = [JSONParser]
+# and a form or multipart body would otherwise be parsed (and documented) as something else. Nesting is
+# depth-limited (neuronpedia.parsers): a hostile body is a 400, not a RecursionError.
+JSON_ONLY = [SafeJSONParser]
 
 
 class BoundedListSerializer(OpenApiSerializerFieldExtension):

@@ -22,6 +22,7 @@ from features.models import (
     SourceSet,
 )
 from features.services import VECTOR_HOOK_TYPES
+from neuronpedia import fields
 
 MAX_INDEX = 2_147_483_647  # the index column is a 4-byte integer
 MAX_UPLOAD_INDEX = 10_000_000
@@ -37,6 +38,7 @@ STEER_STRENGTH_RANGE = (-300.0, 300.0)
 FLOAT_BOUND = 1e30  # activation values are stored as 4-byte reals
 REAL_MIN = 1.1754943508222875e-38  # the smallest normal 4-byte real
 MODEL_ID_RE = re.compile(r"^[a-z][a-z0-9.-]*[a-z0-9]$|^[a-z]$")
+WEB_URL_RE = r"^https?://[^\s/?#]+[^\s]*$"
 SOURCE_SET_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
 
 
@@ -62,7 +64,7 @@ def _index_schema(max_value: int) -> dict[str, Any]:
 class IndexField(serializers.Field):
     """A feature index as Neuronpedia clients send it: an integer or a string of digits."""
 
-    default_error_messages = {"invalid": "must be a non-negative integer (or a string of digits)",
+    default_error_messages = {"invalid": "must be a non-negative integer (or a short string of digits)",
                               "max_value": "must be at most {max_value}"}
     max_index = MAX_INDEX
 
@@ -70,11 +72,10 @@ class IndexField(serializers.Field):
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("invalid")
         if isinstance(data, str):
-            if not DIGITS_RE.fullmatch(data.strip()):
+            # exactly the schema's pattern (searched as JSON Schema does), so both accept the same strings
+            if not re.search(rf"^[0-9]{{1,{len(str(self.max_index)) - 1}}}$", data):
                 self.fail("invalid")
-            if len(data.strip()) > len(str(self.max_index)):
-                self.fail("max_value", max_value=self.max_index)
-            data = int(data.strip())
+            data = int(data)
         if data < 0:
             self.fail("invalid")
         if data > self.max_index:
@@ -92,7 +93,8 @@ class UploadIndexField(IndexField):
     max_index = MAX_UPLOAD_INDEX
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
+@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 64,
+                                 "pattern": fields.NON_BLANK},
                                 {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}]})
 class IdField(serializers.Field):
     """An object id (list, explanation) as a string or an integer; always a string internally."""
@@ -108,7 +110,7 @@ class IdField(serializers.Field):
         return str(value)
 
 
-class RealField(serializers.FloatField):
+class RealField(fields.FloatField):
     """A number stored as a 4-byte real: magnitudes below the smallest normal real (1e-300, say) become 0,
     where PostgreSQL would refuse them ("value out of range: underflow")."""
 
@@ -117,16 +119,23 @@ class RealField(serializers.FloatField):
         return 0.0 if abs(value) < REAL_MIN else value
 
 
-def _float(**kwargs: Any) -> serializers.FloatField:
+def _float(**kwargs: Any) -> fields.FloatField:
     return RealField(min_value=-FLOAT_BOUND, max_value=FLOAT_BOUND, **kwargs)
 
 
-def _token() -> serializers.CharField:
-    return serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=2000)
+def _token() -> fields.CharField:
+    return fields.CharField(allow_blank=True, trim_whitespace=False, max_length=2000)
 
 
-def _slug(**kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(max_length=160, **kwargs)
+def _slug(**kwargs: Any) -> fields.CharField:
+    return fields.CharField(max_length=160, **kwargs)
+
+
+def _web_url(**kwargs: Any) -> fields.RegexField:
+    """An http(s) link shown on the model / source-set pages: the scheme, a host, no whitespace (a pattern
+    the schema states exactly, rather than Django's URLValidator, whose host rules a schema cannot say)."""
+    return fields.RegexField(WEB_URL_RE, required=False, allow_null=True, allow_blank=True, error_messages={
+        "invalid": "must be an http:// or https:// link without spaces"}, **kwargs)
 
 
 # --- Input serializers ---------------------------------------------------------------------------
@@ -135,7 +144,7 @@ class FeatureKeyInSerializer(serializers.Serializer):
     modelId = _slug()
     layer = _slug(help_text="source id, e.g. 6-res-jb")
     index = IndexField()
-    maxActsToReturn = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
+    maxActsToReturn = fields.IntegerField(required=False, min_value=0, max_value=10_000)
 
 
 class FeatureRefInSerializer(serializers.Serializer):
@@ -164,9 +173,9 @@ class ActivationInSerializer(serializers.Serializer):
 
 
 class ExplanationUploadInSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=MAX_EXPLANATION_CHARS)
-    methodName = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
-    modelName = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=200)
+    text = fields.CharField(max_length=MAX_EXPLANATION_CHARS)
+    methodName = fields.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
+    modelName = fields.CharField(required=False, allow_null=True, allow_blank=True, max_length=200)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for key in ("methodName", "modelName"):
@@ -202,9 +211,9 @@ class ExplanationFeatureInSerializer(serializers.Serializer):
     modelId = _slug()
     layer = _slug()
     index = IndexField()
-    explanation = serializers.CharField(max_length=MAX_EXPLANATION_CHARS)
-    explanationModel = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                             max_length=200)
+    explanation = fields.CharField(max_length=MAX_EXPLANATION_CHARS)
+    explanationModel = fields.CharField(required=False, allow_blank=True, allow_null=True,
+                                        max_length=200)
 
 
 class ExplanationNewInSerializer(serializers.Serializer):
@@ -215,17 +224,17 @@ class ListFeatureInSerializer(serializers.Serializer):
     modelId = _slug()
     layer = _slug()
     index = IndexField()
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                        max_length=2000, default="")
+    description = fields.CharField(required=False, allow_blank=True, allow_null=True,
+                                   max_length=2000, default="")
 
 
 class ListNewInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                        max_length=5000, default="")
-    testText = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=5000)
-    defaultTestText = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                            max_length=5000)
+    name = fields.CharField(max_length=200)
+    description = fields.CharField(required=False, allow_blank=True, allow_null=True,
+                                   max_length=5000, default="")
+    testText = fields.CharField(required=False, allow_blank=True, allow_null=True, max_length=5000)
+    defaultTestText = fields.CharField(required=False, allow_blank=True, allow_null=True,
+                                       max_length=5000)
 
 
 class ListNewWithFeaturesInSerializer(ListNewInSerializer):
@@ -238,10 +247,10 @@ class ListIdInSerializer(serializers.Serializer):
 
 
 class ListUpdateInSerializer(ListIdInSerializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=5000)
-    defaultTestText = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                            max_length=5000)
+    name = fields.CharField(max_length=200)
+    description = fields.CharField(required=False, allow_blank=True, allow_null=True, max_length=5000)
+    defaultTestText = fields.CharField(required=False, allow_blank=True, allow_null=True,
+                                       max_length=5000)
 
 
 class ListAddFeaturesInSerializer(ListIdInSerializer):
@@ -255,28 +264,28 @@ class ListItemRefInSerializer(ListIdInSerializer):
 
 
 class ListEditFeatureInSerializer(ListItemRefInSerializer):
-    description = serializers.CharField(allow_blank=True, max_length=2000)
+    description = fields.CharField(allow_blank=True, max_length=2000)
 
 
 class VectorNewInSerializer(serializers.Serializer):
     modelId = _slug()
-    layerNumber = serializers.IntegerField(min_value=0, max_value=10_000)
+    layerNumber = fields.IntegerField(min_value=0, max_value=10_000)
     hookType = serializers.ChoiceField(choices=list(VECTOR_HOOK_TYPES))
     vector = serializers.ListField(child=_float(), min_length=1, max_length=MAX_VECTOR_LENGTH)
     vectorDefaultSteerStrength = RealField(
         required=False, allow_null=True, default=10.0, min_value=STEER_STRENGTH_RANGE[0],
         max_value=STEER_STRENGTH_RANGE[1])
-    vectorLabel = serializers.CharField(max_length=500)
+    vectorLabel = fields.CharField(max_length=500)
 
 
 class ModelNewInSerializer(serializers.Serializer):
-    id = serializers.RegexField(MODEL_ID_RE, min_length=2, max_length=32, error_messages={
+    id = fields.RegexField(MODEL_ID_RE, min_length=2, max_length=32, error_messages={
         "invalid": "must be lowercase letters, digits, '-' and '.', start with a letter and not end "
                    "with '-' or '.'"})
-    layers = serializers.IntegerField(min_value=1, max_value=127)
-    displayName = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=64)
-    url = serializers.URLField(required=False, allow_null=True, allow_blank=True, max_length=200)
-    dimension = serializers.IntegerField(
+    layers = fields.IntegerField(min_value=1, max_value=127)
+    displayName = fields.CharField(required=False, allow_null=True, min_length=1, max_length=64)
+    url = _web_url(max_length=200)
+    dimension = fields.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=65_536,
         help_text="d_model, which uploaded vectors must match (an extension: Neuronpedia leaves it "
                   "unset for user models)")
@@ -288,11 +297,11 @@ class ModelNewInSerializer(serializers.Serializer):
 
 
 class SourceSetNewInSerializer(serializers.Serializer):
-    name = serializers.RegexField(SOURCE_SET_NAME_RE, max_length=100, error_messages={
+    name = fields.RegexField(SOURCE_SET_NAME_RE, max_length=100, error_messages={
         "invalid": "must be lowercase letters, digits and '-', not starting or ending with '-'"})
     modelId = _slug()
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=128)
-    url = serializers.URLField(required=False, allow_null=True, allow_blank=True, max_length=500)
+    description = fields.CharField(required=False, allow_null=True, allow_blank=True, max_length=128)
+    url = _web_url(max_length=500)
 
     def validate_name(self, value: str) -> str:
         if value == "neurons" or "--" in value or value.startswith("neuronpedia-"):
@@ -387,7 +396,7 @@ class _FeatureKeyOut(serializers.Serializer):
 
 
 class ActivationOutSerializer(_FeatureKeyOut, serializers.ModelSerializer):
-    id = serializers.CharField()
+    id = serializers.CharField(source="np_id", help_text="Neuronpedia's id for an imported row")
     maxValue = serializers.FloatField(source="max_value")
     maxValueTokenIndex = serializers.IntegerField(source="max_value_token_index")
     minValue = serializers.FloatField(source="min_value", allow_null=True)
@@ -397,12 +406,12 @@ class ActivationOutSerializer(_FeatureKeyOut, serializers.ModelSerializer):
         help_text="share of activations in this quantile bin (0..1); null for the top-activations group, "
                   "which is stored as -1 (the SDK rejects values outside 0..1)")
     qualifyingTokenIndex = serializers.IntegerField(source="qualifying_token_index", allow_null=True)
-    dataSource = serializers.CharField(source="data_source")
+    dataSource = serializers.CharField(source="data_source", allow_null=True)
     dataIndex = serializers.CharField(source="data_index", allow_null=True)
     dfaValues = serializers.ListField(child=serializers.FloatField(), source="dfa_values")
     dfaTargetIndex = serializers.IntegerField(source="dfa_target_index", allow_null=True)
     dfaMaxValue = serializers.FloatField(source="dfa_max_value", allow_null=True)
-    creatorId = serializers.CharField(source="creator_id", allow_null=True)
+    creatorId = serializers.CharField(source="np_creator_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
@@ -429,8 +438,8 @@ class ExplanationScoreOutSerializer(serializers.ModelSerializer):
 
 
 class ExplanationOutSerializer(_FeatureKeyOut, serializers.ModelSerializer):
-    id = serializers.CharField()
-    authorId = serializers.CharField(source="author_id", allow_null=True)
+    id = serializers.CharField(source="np_id", help_text="Neuronpedia's id for an imported explanation")
+    authorId = serializers.CharField(source="np_author_id", allow_null=True)
     triggeredByUserId = serializers.CharField(source="triggered_by_id", allow_null=True)
     typeName = serializers.CharField(source="type_id", allow_null=True)
     explanationModelName = serializers.CharField(source="explanation_model_id", allow_null=True)
@@ -473,14 +482,14 @@ class FeatureOutSerializer(serializers.ModelSerializer):
     layer = serializers.CharField(source="source.name")
     index = serializers.CharField()
     sourceSetName = serializers.CharField(source="source.source_set.name")
-    creatorId = serializers.CharField(source="creator_id", allow_null=True)
+    creatorId = serializers.CharField(source="np_creator_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     maxActApprox = serializers.FloatField(source="max_act_approx", allow_null=True)
     hasVector = serializers.BooleanField(source="has_vector")
-    vectorLabel = serializers.CharField(source="vector_label")
+    vectorLabel = serializers.CharField(source="vector_label", allow_null=True)
     vectorDefaultSteerStrength = serializers.FloatField(source="vector_default_steer_strength",
                                                         allow_null=True)
-    hookName = serializers.CharField(source="hook_name")
+    hookName = serializers.CharField(source="hook_name", allow_null=True)
     topkCosSimIndices = serializers.ListField(child=serializers.IntegerField(),
                                               source="topk_cos_sim_indices")
     topkCosSimValues = serializers.ListField(child=serializers.FloatField(), source="topk_cos_sim_values")
@@ -499,7 +508,8 @@ class FeatureOutSerializer(serializers.ModelSerializer):
             "frac_nonzero", "is_dead", "hasVector", "vector", "vectorLabel", "vectorDefaultSteerStrength",
             "hookName", "topkCosSimIndices", "topkCosSimValues", "neuron_alignment_indices",
             "neuron_alignment_values", "neuron_alignment_l1", "correlated_neurons_indices",
-            "correlated_neurons_pearson", "correlated_neurons_l1", "neg_str", "neg_values", "pos_str",
+            "correlated_neurons_pearson", "correlated_neurons_l1", "correlated_features_indices",
+            "correlated_features_pearson", "correlated_features_l1", "neg_str", "neg_values", "pos_str",
             "pos_values", "freq_hist_data_bar_heights", "freq_hist_data_bar_values",
             "logits_hist_data_bar_heights", "logits_hist_data_bar_values", "decoder_weights_dist",
             "umap_cluster", "umap_log_feature_sparsity", "umap_x", "umap_y", "model", "source",
@@ -536,10 +546,10 @@ class VectorOutSerializer(serializers.ModelSerializer):
     modelId = serializers.CharField(source="source.model_id")
     layer = serializers.CharField(source="source.name")
     index = serializers.CharField()
-    vectorLabel = serializers.CharField(source="vector_label")
+    vectorLabel = serializers.CharField(source="vector_label", allow_null=True)
     vectorDefaultSteerStrength = serializers.FloatField(source="vector_default_steer_strength",
                                                         allow_null=True)
-    hookName = serializers.CharField(source="hook_name")
+    hookName = serializers.CharField(source="hook_name", allow_null=True)
     vector = serializers.ListField(child=serializers.FloatField())
     createdAt = serializers.DateTimeField(source="created_at")
 
@@ -555,9 +565,9 @@ class NewVectorOutSerializer(serializers.ModelSerializer):
     modelId = serializers.CharField(source="source.model_id")
     source = serializers.CharField(source="source.name")
     index = serializers.CharField()
-    label = serializers.CharField(source="vector_label")
+    label = serializers.CharField(source="vector_label", allow_null=True)
     defaultSteerStrength = serializers.FloatField(source="vector_default_steer_strength", allow_null=True)
-    hookName = serializers.CharField(source="hook_name")
+    hookName = serializers.CharField(source="hook_name", allow_null=True)
     values = serializers.ListField(child=serializers.FloatField(), source="vector")
     createdAt = serializers.DateTimeField(source="created_at")
 

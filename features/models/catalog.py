@@ -8,43 +8,25 @@ optional `__{suffix}` (`6-res-jb`, `20-gemmascope-res-16k__l0-32`), and a Featur
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from inference_worker.protocol import SOURCE_ID_RE, SourceId, parse_source_id  # the one parser
+
+__all__ = ["SOURCE_ID_RE", "Eval", "InferenceHost", "Model", "Source", "SourceId", "SourceRelease",
+           "SourceSet", "Visibility", "parse_source_id"]
+
 SLUG_RE = r"^[a-z0-9][a-z0-9._-]*$"
 slug_validator = RegexValidator(SLUG_RE, "lowercase letters, digits, '.', '_' and '-' only")
-SOURCE_ID_RE = re.compile(r"^(?P<layer>\d+)-(?P<set>[a-z0-9][a-z0-9._-]*?)(?:__(?P<suffix>[a-z0-9._-]+))?$")
 
 
 class Visibility(models.TextChoices):
     PUBLIC = "PUBLIC", "Public"
     UNLISTED = "UNLISTED", "Unlisted"
     PRIVATE = "PRIVATE", "Private"
-
-
-@dataclass(frozen=True)
-class SourceId:
-    layer: int
-    set_name: str
-    suffix: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.layer}-{self.set_name}" + (f"__{self.suffix}" if self.suffix else "")
-
-
-def parse_source_id(source_id: str) -> SourceId:
-    """`6-res-jb` -> SourceId(6, 'res-jb'); raises ValueError with a readable message."""
-    match = SOURCE_ID_RE.match(source_id)
-    if not match:
-        raise ValueError(
-            f"invalid source id {source_id!r}: expected '{{layer}}-{{set}}' such as '6-res-jb'")
-    return SourceId(int(match["layer"]), match["set"], match["suffix"] or "")
 
 
 class Model(models.Model):
@@ -56,7 +38,8 @@ class Model(models.Model):
     website = models.URLField(blank=True)
     layers = models.PositiveIntegerField()
     neurons_per_layer = models.PositiveIntegerField(default=0)
-    dimension = models.PositiveIntegerField(help_text="d_model; uploaded vectors must match it")
+    dimension = models.PositiveIntegerField(
+        null=True, blank=True, help_text="d_model; uploaded vectors must match it (null: unknown)")
     tlens_id = models.CharField(max_length=200, blank=True, help_text="TransformerLens name")
     hf_id = models.CharField(max_length=200, blank=True, help_text="Hugging Face repo id")
     open_router_id = models.CharField(max_length=200, blank=True)
@@ -74,8 +57,9 @@ class Model(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.CheckConstraint(condition=models.Q(layers__gt=0),
-                                              name="model_layers_positive"),
+        # layers 0 = unknown (Neuronpedia's SAEDashboard converter writes it)
+        constraints = [models.CheckConstraint(condition=models.Q(layers__gte=0),
+                                              name="model_layers_not_negative"),
                        models.CheckConstraint(condition=models.Q(dimension__gt=0),
                                               name="model_dimension_positive")]
 

@@ -22,23 +22,26 @@ class Feature(models.Model):
     max_act_approx = RealField(null=True, blank=True)
     frac_nonzero = RealField(null=True, blank=True, help_text="activation density")
     is_dead = models.BooleanField(default=False, help_text="never activated in the dataset")
-    freq_hist_data_bar_heights = real_array()
-    freq_hist_data_bar_values = real_array()
-    logits_hist_data_bar_heights = real_array()
-    logits_hist_data_bar_values = real_array()
-    pos_str = text_array()
-    pos_values = real_array()
-    neg_str = text_array()
-    neg_values = real_array()
-    topk_cos_sim_indices = int_array()
-    topk_cos_sim_values = real_array()
-    neuron_alignment_indices = int_array()
-    neuron_alignment_values = real_array()
-    neuron_alignment_l1 = real_array()
-    correlated_neurons_indices = int_array()
-    correlated_neurons_pearson = real_array()
-    correlated_neurons_l1 = real_array()
-    decoder_weights_dist = real_array()
+    freq_hist_data_bar_heights = real_array(null=True)
+    freq_hist_data_bar_values = real_array(null=True)
+    logits_hist_data_bar_heights = real_array(null=True)
+    logits_hist_data_bar_values = real_array(null=True)
+    pos_str = text_array(null=True)
+    pos_values = real_array(null=True)
+    neg_str = text_array(null=True)
+    neg_values = real_array(null=True)
+    topk_cos_sim_indices = int_array(null=True)
+    topk_cos_sim_values = real_array(null=True)
+    neuron_alignment_indices = int_array(null=True)
+    neuron_alignment_values = real_array(null=True)
+    neuron_alignment_l1 = real_array(null=True)
+    correlated_neurons_indices = int_array(null=True)
+    correlated_neurons_pearson = real_array(null=True)
+    correlated_neurons_l1 = real_array(null=True)
+    correlated_features_indices = int_array(null=True)
+    correlated_features_pearson = real_array(null=True)
+    correlated_features_l1 = real_array(null=True)
+    decoder_weights_dist = real_array(null=True)
     umap_x = RealField(null=True, blank=True)
     umap_y = RealField(null=True, blank=True)
     umap_cluster = models.IntegerField(null=True, blank=True)
@@ -46,11 +49,15 @@ class Feature(models.Model):
     # raw vectors (user vectors, probes)
     has_vector = models.BooleanField(default=False)
     vector = real_array(null=True)
-    vector_label = models.CharField(max_length=500, blank=True)
+    vector_label = models.CharField(max_length=500, blank=True, null=True)
     vector_default_steer_strength = RealField(null=True, blank=True)
-    hook_name = models.CharField(max_length=200, blank=True)
+    hook_name = models.CharField(max_length=200, blank=True, null=True)
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                 on_delete=models.SET_NULL, related_name="+")
+    # Neuronpedia's ids, kept from an import (and written back by an export): `creatorId` of the row and its
+    # `sourceSetName` (nullable there; null stays null).
+    creator_external_id = models.CharField(max_length=100, null=True, blank=True)
+    source_set_name = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -74,12 +81,17 @@ class Feature(models.Model):
         return self.source.model_id
 
     @property
+    def np_creator_id(self) -> str | None:
+        """Our creator's id, else Neuronpedia's creatorId kept from an import."""
+        return str(self.creator_id) if self.creator_id is not None else self.creator_external_id
+
+    @property
     def pos_pairs(self) -> list[tuple[str, float]]:
-        return list(zip(self.pos_str, self.pos_values, strict=False))
+        return list(zip(self.pos_str or (), self.pos_values or (), strict=False))
 
     @property
     def neg_pairs(self) -> list[tuple[str, float]]:
-        return list(zip(self.neg_str, self.neg_values, strict=False))
+        return list(zip(self.neg_str or (), self.neg_values or (), strict=False))
 
 
 class Activation(models.Model):
@@ -101,13 +113,21 @@ class Activation(models.Model):
     bin_max = RealField(null=True, blank=True)
     bin_contains = RealField(null=True, blank=True)
     qualifying_token_index = models.IntegerField(null=True, blank=True)
-    data_source = models.CharField(max_length=300, blank=True)
+    data_source = models.CharField(max_length=300, blank=True, null=True)
     data_index = models.BigIntegerField(null=True, blank=True)
-    dfa_values = real_array()
+    dfa_values = real_array(null=True)
     dfa_target_index = models.IntegerField(null=True, blank=True)
     dfa_max_value = RealField(null=True, blank=True)
+    # the rest of Neuronpedia's Activation columns, kept so a round trip loses nothing
+    loss_values = real_array(null=True)
+    logit_contributions = models.TextField(null=True, blank=True)
+    z_k_indices = int_array(null=True)
+    z_q_indices = int_array(null=True)
+    z_values = real_array(null=True)
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                 on_delete=models.SET_NULL, related_name="+")
+    creator_external_id = models.CharField(max_length=100, null=True, blank=True,
+                                           help_text="Neuronpedia's creatorId of the row")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -123,6 +143,15 @@ class Activation(models.Model):
 
     def __str__(self) -> str:
         return f"activation {self.pk} of {self.feature_id}"
+
+    @property
+    def np_id(self) -> str:
+        """Neuronpedia's id of an imported row (what its API calls `id`), else ours."""
+        return self.external_id or str(self.pk)
+
+    @property
+    def np_creator_id(self) -> str | None:
+        return str(self.creator_id) if self.creator_id is not None else self.creator_external_id
 
     @property
     def token_pairs(self) -> list[tuple[str, float, float]]:

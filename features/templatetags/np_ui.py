@@ -24,6 +24,15 @@ def activation_rows(items: Any, scale: float | None) -> SafeString:
     return mark_safe(present.activations_html(items, scale))  # noqa: S308
 
 
+@register.inclusion_tag("features/_evals_table.html")
+def eval_table(output: Any, eval_type: str = "core") -> dict[str, Any]:
+    """`{% eval_table job.result.evals %}`: one eval output (SAEBench layout or flat) as the table."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    return {"eval_groups": present.eval_groups([SimpleNamespace(type=eval_type, output=output)]),
+            "table_id": "job"}
+
+
 @register.simple_tag
 def histogram_svg(values: Any, heights: Any, title: str, kind: str = "density") -> SafeString:
     return mark_safe(present.histogram_html(values or [], heights or [], title, kind))  # noqa: S308

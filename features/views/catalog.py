@@ -6,19 +6,26 @@ from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from features import inference, selectors
+from features.api.serializers import parse_id
 from features.views import present
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    from features.views.search import live_model_ids  # noqa: PLC0415
+
     models = list(selectors.home_models())
+    live = live_model_ids()
+    chosen = request.GET.get("model", "")
+    if not any(m.id == chosen for m in models):  # default: a model with a live worker, else the first
+        chosen = next((m.id for m in models if m.id in live), models[0].id if models else "")
     return render(request, "features/home.html", {
-        "models": models, "releases": selectors.featured_releases(),
-        "jump": {"model": request.GET.get("model", ""), "source": request.GET.get("source", "")},
+        "models": models, "releases": selectors.featured_releases(), "live": live,
+        "jump": {"model": chosen, "source": request.GET.get("source", "")},
     })
 
 
@@ -38,7 +45,8 @@ def source_page(request: HttpRequest, model_id: str, source_name: str) -> HttpRe
         return _umap_panel(request, source)
     sort = "max" if request.GET.get("sort") == "max" else "index"
     features, more_after, more_before = selectors.source_feature_page(
-        source, sort=sort, after=request.GET.get("after", ""), before=request.GET.get("before", ""))
+        source, sort=sort, after=request.GET.get("after", ""), before=request.GET.get("before", ""),
+        only=selectors.listed_features_filter(source, request.user))
     explanations = selectors.top_explanations([f.pk for f in features])
     rows = [(f, explanations.get(f.pk, "")) for f in features]
     context = {"source": source, "rows": rows, "sort": sort,
@@ -47,7 +55,7 @@ def source_page(request: HttpRequest, model_id: str, source_name: str) -> HttpRe
     if request.htmx and request.GET.get("panel") == "browser":
         return render(request, "features/source_detail.html#browser", context)
     context.update(config=sorted((source.saelens_config or {}).items()),
-                   evals=selectors.evals_for_source(source),
+                   eval_groups=present.eval_groups(selectors.evals_for_source(source)),
                    has_worker=source.name in inference.live_source_names(source.model_id))
     return render(request, "features/source_detail.html", context)
 
@@ -63,21 +71,27 @@ def _cursor_url(sort: str, direction: str, feature: object, _: str) -> str:
 
 def _umap_panel(request: HttpRequest, source: object) -> HttpResponse:
     points = present.umap_points(selectors.umap_rows(source))  # type: ignore[arg-type]
-    return render(request, "features/source_detail.html#umap", {"source": source, "points": points})
+    return render(request, "features/source_detail.html#umap", {
+        "source": source, "points": points, "legend": present.umap_legend(points)})
 
 
 @require_GET
 def jump(request: HttpRequest) -> HttpResponse:
-    """The jump-to box: model + source + index -> the feature page (or the nearest page that exists)."""
+    """The jump-to box: model + source + index -> the feature page (or the nearest page that exists).
+    A model or source that no URL can hold (a space, a slash) is a 404, not a NoReverseMatch."""
     model_id = request.GET.get("model", "").strip()
     source_name = request.GET.get("source", "").strip()
-    index = request.GET.get("index", "").strip()
-    if model_id and source_name and index.isdigit():
-        return redirect("features:feature", model_id, source_name, int(index))
-    if model_id and source_name:
-        return redirect("features:source", model_id, source_name)
-    if model_id:
-        return redirect("features:model", model_id)
+    index = parse_id(request.GET.get("index", "").strip())
+    try:
+        if model_id and source_name and index is not None:
+            return redirect("features:feature", model_id, source_name, index)
+        if model_id and source_name:
+            return redirect("features:source", model_id, source_name)
+        if model_id:
+            return redirect("features:model", model_id)
+    except NoReverseMatch:
+        raise Http404(f"there is no model {model_id!r}" + (f" with a source {source_name!r}" if source_name
+                                                            else "")) from None
     return redirect("features:home")
 
 
@@ -93,8 +107,10 @@ def random_feature(request: HttpRequest, model_id: str = "", source_name: str = 
 def neighbour(request: HttpRequest, model_id: str, source_name: str, index: str,
               direction: str) -> HttpResponse:
     """`/{model}/{source}/{index}/next|prev`: the nearest existing feature (indices may have gaps)."""
+    source = selectors.get_source(model_id, source_name)
     feature = selectors.neighbour_feature(model_id, source_name, int(index),
-                                          step=1 if direction == "next" else -1)
+                                          step=1 if direction == "next" else -1,
+                                          only=selectors.listed_features_filter(source, request.user))
     if feature is None:
         return redirect(reverse("features:feature", args=[model_id, source_name, int(index)])
                         + "?end=" + direction)

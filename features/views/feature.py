@@ -12,6 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from features import inference, selectors
+from features.api.serializers import parse_id
 from features.models import Feature
 from features.views import present
 
@@ -35,11 +36,12 @@ def dashboard_context(request: HttpRequest, feature: Feature) -> dict[str, Any]:
     embed_url = request.build_absolute_uri(reverse("features:feature-embed",
                                                    args=[source.model_id, source.name, feature.index]))
     activations = list(feature.activations.all())
-    scale = feature.max_act_approx or max([a.max_value for a in activations] or [1.0])
+    scale = feature.max_act_approx or max([a.max_value for a in activations] or [1.0])  # examples: their own
     return {
         "feature": feature, "source": source, "groups": present.group_activations(activations),
         "n_activations": len(activations), "scale": scale, "similar": similar,
-        "similar_source": f"{match_model}/{match_source}", "steer_url": steer_url,
+        "similar_source": f"{match_model}/{match_source}", "similar_model": match_model,
+        "similar_source_name": match_source, "steer_url": steer_url,
         "embed_url": embed_url, "presets": present.CONTEXT_PRESETS,
         "default_preset": "snippet", "show_breaks": source.source_set.default_show_breaks,
         "explanations": list(feature.explanations.all()),
@@ -73,6 +75,21 @@ def lists_panel_context(request: HttpRequest, feature: Feature, **extra: Any) ->
     held = {fl.pk for fl in containing}
     return {"feature": feature, "containing": containing,
             "addable": [fl for fl in mine if fl.pk not in held], **extra}
+
+
+@require_GET
+def explanations_panel(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
+    """Polled while an autointerp job of this feature runs (`?job=<id>`): nothing until the job finishes,
+    then the explanations list, swapped into the page out of band, and 286 (htmx: stop polling)."""
+    from neuronpedia.jobs.models import Job  # noqa: PLC0415
+
+    feature = selectors.get_feature(model_id, source_name, index)
+    job = Job.objects.filter(pk=parse_id(request.GET.get("job", "") or "")).first()
+    if job is not None and not job.is_finished:
+        return HttpResponse("")
+    return render(request, "features/_explanations.html#items",
+                  {"feature": feature, "explanations": list(feature.explanations.all()), "oob": True},
+                  status=286)
 
 
 @require_GET
@@ -128,7 +145,7 @@ def autointerp_action(request: HttpRequest, model_id: str, source_name: str, ind
     action = request.POST.get("action", "explain")
     fields: dict[str, Any] = {
         "action": action, "feature_ids": (feature.pk,), "concurrency": 1, "user_id": request.user.pk,
-        "explainer_type": request.POST.get("explainer_type", "np_max-act-logits"),
+        "explainer_type": request.POST.get("explainer_type", "np_offline"),
         "model": (request.POST.get("model") or "smollm2-135m-instruct").strip()[:200],
     }
     if action == "score":
@@ -136,7 +153,9 @@ def autointerp_action(request: HttpRequest, model_id: str, source_name: str, ind
     try:
         job = start_autointerp_batch(params=BatchParams(**fields), requested_by=request.user)
     except ValueError as exc:
-        return HttpResponse(f"Cannot start: {exc}", status=400)
+        # htmx swaps only 2xx answers: the form's output area shows why (a plain POST gets the 400)
+        return render(request, "features/_autointerp_started.html", {"error": str(exc), "feature": feature},
+                      status=200 if request.htmx else 400)
     if not request.htmx:
         return redirect("jobs:job-detail", job.pk)
     return render(request, "features/_autointerp_started.html", {"job": job, "feature": feature})

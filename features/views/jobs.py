@@ -8,8 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
+from neuronpedia.jobs import registry
 from neuronpedia.jobs import services as jobs
-from neuronpedia.jobs.models import Job, JobKind
+from neuronpedia.jobs.models import Job
 
 
 @staff_member_required
@@ -33,22 +34,7 @@ def job_resume(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 def _resume(job: Job) -> bool:
-    if job.kind in (JobKind.IMPORT_SOURCE, JobKind.EXPORT_SOURCE):
-        from features.services_import import resume_job  # noqa: PLC0415
-
-        return resume_job(job_id=job.id)
-    if job.kind == JobKind.GENERATE_DASHBOARDS:
-        from features.dashboards import resume_dashboard_job  # noqa: PLC0415
-
-        return resume_dashboard_job(job.id)
-    if job.kind == JobKind.AUTOINTERP_BATCH:
-        from django.db import transaction  # noqa: PLC0415
-
-        from autointerp.tasks import autointerp_batch_task  # noqa: PLC0415
-
-        with transaction.atomic():
-            if not jobs.requeue_job(job.id):
-                return False
-            transaction.on_commit(lambda: autointerp_batch_task.delay(job.id))
-        return True
-    return False
+    try:
+        return registry.requeue(job.id)
+    except registry.UnknownJobKind:
+        return False

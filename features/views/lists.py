@@ -12,6 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from features import selectors, services
+from features.api.serializers import parse_id
 from features.forms import AddFeatureForm, FeatureListForm, NoteForm
 from features.models import Feature, FeatureList, Visibility
 from features.views.feature import lists_panel_context
@@ -42,27 +43,49 @@ def list_index(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def list_create(request: HttpRequest) -> HttpResponse:
     feature = _feature_from_id(request.GET.get("feature") or request.POST.get("feature"))
+    region = _region_features(request.GET if request.method == "GET" else request.POST)
     form = FeatureListForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        items = [(f, "") for f in ([feature] if feature else []) + region] or None
         feature_list = services.create_list(
             user=request.user, name=data["name"], description=data["description"],
-            default_test_text=data["default_test_text"], items=[(feature, "")] if feature else None)
+            default_test_text=data["default_test_text"], items=items)
         FeatureList.objects.filter(pk=feature_list.pk).update(visibility=data["visibility"])
         messages.success(request, f"List “{feature_list.name}” created.")
         return redirect("features:list-detail", feature_list.pk)
-    return render(request, "features/list_form.html", {"form": form, "feature": feature, "creating": True})
+    return render(request, "features/list_form.html", {"form": form, "feature": feature, "creating": True,
+                                                       "region": region})
+
+
+MAX_REGION = 500
+
+
+def _region_features(params: Any) -> list[Feature]:
+    """`source=<pk>&indices=1,2,3` (the UMAP's region selection): those features of a public source."""
+    source_pk = parse_id(params.get("source", "") or "")
+    indices = [i for i in (parse_id(x.strip()) for x in params.get("indices", "").split(",")[:MAX_REGION])
+               if i is not None]
+    if source_pk is None or not indices:
+        return []
+    return list(Feature.objects.select_related("source").filter(
+        source_id=source_pk, index__in=indices, source__visibility__in=selectors.LISTED).order_by("index"))
 
 
 def _feature_from_id(raw: str | None) -> Feature | None:
-    if raw and raw.isdigit():
-        return Feature.objects.select_related("source").filter(pk=int(raw)).first()
+    pk = parse_id(raw or "")
+    if pk is not None:
+        return Feature.objects.select_related("source").filter(pk=pk).first()
     return None
 
 
 @require_GET
 def list_detail(request: HttpRequest, list_id: int) -> HttpResponse:
+    from features.views.search import catalog_json  # noqa: PLC0415
+
     context = _detail_context(request, _visible_list(request, list_id))
+    if context["is_owner"]:
+        context["catalog"] = catalog_json()  # the add-a-feature form's model and source pickers
     return render(request, "features/list_detail.html", context)
 
 
@@ -137,10 +160,10 @@ def list_add(request: HttpRequest, list_id: int) -> HttpResponse:
 @require_POST
 def add_to_list(request: HttpRequest) -> HttpResponse:
     """The feature page's add-to-list menu: the list comes in the form (`list`)."""
-    raw = request.POST.get("list", "")
-    if not raw.isdigit():
+    list_id = parse_id(request.POST.get("list", ""))
+    if list_id is None:
         raise Http404("no list chosen")
-    return list_add(request, int(raw))
+    return list_add(request, list_id)
 
 
 def _items_response(request: HttpRequest, list_id: int, **extra: Any) -> HttpResponse:

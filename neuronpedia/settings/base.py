@@ -25,18 +25,21 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
 ]
-THIRD_PARTY_APPS = ["rest_framework", "drf_spectacular", "django_htmx", "template_partials"]
+THIRD_PARTY_APPS = ["rest_framework", "drf_spectacular", "django_htmx", "template_partials", "corsheaders"]
 LOCAL_APPS = [
     "neuronpedia.accounts",
     "neuronpedia.jobs",
     "features",
     "steering",
     "autointerp",
+    "graphs",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # outermost but one: refusals below it carry CORS headers too
+    "neuronpedia.middleware.HostileInputMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -81,6 +84,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's username/password backend plus sign-in throttling (neuronpedia/accounts/throttle.py)
+AUTHENTICATION_BACKENDS = ["neuronpedia.accounts.throttle.ThrottledModelBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -91,6 +96,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "neuronpedia.errors.csrf_failure"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
@@ -120,6 +126,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "EXCEPTION_HANDLER": "neuronpedia.api_errors.exception_handler",
+    # depth-limited JSON (a 400, not a RecursionError); forms for the browsable/multipart callers
+    "DEFAULT_PARSER_CLASSES": [
+        "neuronpedia.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Neuronpedia (Python) API",
@@ -132,7 +144,23 @@ SPECTACULAR_SETTINGS = {
 # --- Product settings ---------------------------------------------------------------------------
 INFERENCE_DEVICE = env.get("INFERENCE_DEVICE", "auto")
 INFERENCE_HEARTBEAT_SECONDS = env.get_int("INFERENCE_HEARTBEAT_SECONDS", 15)
-JOB_STALE_AFTER_SECONDS = env.get_int("NP_JOB_STALE_AFTER_SECONDS", 300)
+# A running job's heartbeat is touched every JOB_HEARTBEAT_SECONDS (a thread beside its body); Celery beat
+# sweeps as often: a job silent for JOB_STALE_AFTER_SECONDS lost its worker and is re-queued to resume from
+# its checkpoint, up to JOB_MAX_ATTEMPTS claims, then FAILED with the reason.
+JOB_HEARTBEAT_SECONDS = env.get_int("NP_JOB_HEARTBEAT_SECONDS", 10)
+JOB_STALE_AFTER_SECONDS = env.get_int("NP_JOB_STALE_AFTER_SECONDS", 2 * JOB_HEARTBEAT_SECONDS)
+JOB_MAX_ATTEMPTS = env.get_int("NP_JOB_MAX_ATTEMPTS", 3)
+# Celery beat (started by `bin/np up` and docker-compose) runs the stale-job sweeper.
+CELERY_BEAT_SCHEDULE = {
+    "heal-stale-jobs": {"task": "neuronpedia.jobs.tasks.heal_stale_jobs_task",
+                        "schedule": float(JOB_HEARTBEAT_SECONDS),
+                        "options": {"expires": float(JOB_HEARTBEAT_SECONDS)}},
+}
+# A worker's Redis liveness key lives this long (refreshed 4x per TTL): a killed worker is reported dead
+# within it. Each model admits INFERENCE_QUEUE_LIMIT calls in flight; more get 503 + Retry-After.
+INFERENCE_LIVENESS_TTL_SECONDS = env.get_int("INFERENCE_LIVENESS_TTL_SECONDS", 4)
+INFERENCE_QUEUE_LIMIT = env.get_int("INFERENCE_QUEUE_LIMIT", 8)
+INFERENCE_RETRY_AFTER_SECONDS = env.get_int("INFERENCE_RETRY_AFTER_SECONDS", 5)
 NP_DATA_DIR = devservices.data_dir()
 # Neuronpedia export layout to import from: an http(s) base or a local folder (v1/ level).
 NP_IMPORT_BASE = env.get("NP_IMPORT_BASE", "https://neuronpedia-datasets.s3.amazonaws.com/v1")
@@ -152,11 +180,20 @@ from neuronpedia.ratelimit import HIGHER_TIER, parse_rate_limits  # noqa: E402
 
 THIRD_PARTY_APPS += ["drf_spectacular_sidecar"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
-MIDDLEWARE += ["neuronpedia.cors.ApiCorsMiddleware", "neuronpedia.ratelimit.RateLimitMiddleware"]
+MIDDLEWARE += ["neuronpedia.ratelimit.RateLimitMiddleware"]
 # Like Neuronpedia, /api answers cross-origin requests (notebooks, other sites' embeds): "*" or a comma
 # separated list of origins; empty turns CORS off. Credentials (cookies) are never allowed cross-origin:
 # the API authenticates with the x-api-key header.
 NP_CORS_ALLOW_ORIGINS = [o.strip() for o in env.get("NP_CORS_ALLOW_ORIGINS", "*").split(",") if o.strip()]
+# ... through django-cors-headers, on /api only; preflights are answered before rate limits and auth.
+CORS_URLS_REGEX = r"^/api"
+CORS_ALLOW_ALL_ORIGINS = "*" in NP_CORS_ALLOW_ORIGINS
+CORS_ALLOWED_ORIGINS = [o for o in NP_CORS_ALLOW_ORIGINS if o != "*"]
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = ("accept", "content-type", "x-api-key", "authorization")
+CORS_EXPOSE_HEADERS = ("x-limit-remaining", "retry-after")
+CORS_PREFLIGHT_MAX_AGE = 86400
 SPECTACULAR_SETTINGS.update({
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -177,3 +214,11 @@ NP_RATE_LIMITS_HIGHER = parse_rate_limits(
     variable="NP_RATE_LIMITS_HIGHER")
 NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR = env.get_bool("NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR", default=False)
 NP_RATE_LIMIT_KEY_PREFIX = env.get("NP_RATE_LIMIT_KEY_PREFIX", "np:ratelimit")
+
+# --- Abuse limits (issue 15) ------------------------------------------------------------------------
+# Active API keys per user (rate limits count per user, whatever the key). Sign-in: after
+# NP_LOGIN_MAX_FAILURES wrong passwords for one username from one address within NP_LOGIN_LOCKOUT_SECONDS,
+# that pair is refused until the window passes.
+NP_API_KEYS_PER_USER = env.get_int("NP_API_KEYS_PER_USER", 5)
+NP_LOGIN_MAX_FAILURES = env.get_int("NP_LOGIN_MAX_FAILURES", 5)
+NP_LOGIN_LOCKOUT_SECONDS = env.get_int("NP_LOGIN_LOCKOUT_SECONDS", 900)

@@ -22,3 +22,7 @@ CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 WHITENOISE_AUTOREFRESH = True
 # The API rate limiter counts in Redis across runs; tests that exercise it switch it back on.
 NP_RATE_LIMIT_ENABLED = False
+
+# Several test runs can share one PostgreSQL: each picks its own test database (and Redis database above).
+if env.get("NP_TEST_DB_NAME", ""):
+    DATABASES["default"]["TEST"] = {"NAME": env.get("NP_TEST_DB_NAME", "")}  # noqa: F405

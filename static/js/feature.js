@@ -40,7 +40,7 @@
     const out = document.getElementById("test-text-out");
     const text = form.elements.text.value;
     if (!text.trim()) return;
-    out.textContent = "Running…";
+    NP.loading(out, "Running the model over your text…");
     const res = await NP.postJSON("/api/activation/new", {
       feature: {modelId: form.dataset.model, source: form.dataset.source, index: String(form.dataset.index)},
       customText: text,
@@ -49,12 +49,34 @@
     if (!res.ok) { out.appendChild(NP.el("p", {class: "notice no-worker"}, NP.errorMessage(res))); return; }
     const r = extract(res.data);
     const row = NP.el("div", {class: "activation tested"});
-    const dash = document.querySelector(".dashboard");
-    NP.renderTokens(row, r.tokens, r.values, (dash && Number(dash.dataset.scale)) || null);
+    NP.renderTokens(row, r.tokens, r.values, null);  // scaled to this text's own max, like every example
     out.appendChild(NP.el("p", {class: "muted small", id: "test-max"},
       "max " + (r.max !== undefined ? Number(r.max).toFixed(3) : "?") + (r.maxIndex !== undefined && r.tokens[r.maxIndex] !== undefined ? " at " + JSON.stringify(r.tokens[r.maxIndex]) : "")));
     out.appendChild(row);
   });
 
+  /** Similar features: a few tokens of each neighbour's top activation, fetched after the page loads. */
+  async function similarSnippets() {
+    const list = document.getElementById("similar-list");
+    if (!list) return;
+    const slots = [...list.querySelectorAll("[data-snippet]")];
+    if (!slots.length) return;
+    let labels = {};
+    try {
+      const r = await fetch("/ui/feature-labels?snippets=1&model=" + encodeURIComponent(list.dataset.model) +
+                            "&keys=" + encodeURIComponent(slots.map((s) => s.dataset.snippet).join(",")));
+      labels = r.ok ? await r.json() : {};
+    } catch (e) { return; }
+    slots.forEach((slot) => {
+      const label = labels[slot.dataset.snippet];
+      if (label && label.snippet && label.snippet.tokens.length) {
+        NP.renderTokens(slot, label.snippet.tokens, label.snippet.values, null);
+        slot.title = "top activation";
+      }
+    });
+    list.dataset.snippets = "loaded";
+  }
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", similarSnippets); else similarSnippets();
 })();

@@ -25,14 +25,32 @@
     return {ok: response.ok, status: response.status, data: data};
   };
 
-  /** A readable message for a failed API call, including the "no worker" and "not deployed" cases. */
+  /** A readable message for a failed API call, written for the person using the page (not an operator). */
   NP.errorMessage = function (res) {
     const d = res.data || {};
     const msg = d.error || d.message || d.detail || (typeof d === "string" ? d : "");
-    if (res.status === 404 && !msg) return "This API endpoint is not available on this server yet.";
-    if (res.status === 503) return "No inference worker is serving this model right now" + (msg ? ": " + msg : ".");
-    if (res.status === 429) return "Rate limited: " + (msg || "try again later.");
+    if (res.status === 404 && !msg) return "This feature is not available on this server yet.";
+    if (res.status === 503) return "Live inference is offline for this model right now, so new text cannot be run. " +
+      "Pick a model marked “live”, or browse this model's precomputed features.";
+    if (res.status === 429) return "Too many requests: " + (msg || "try again in a minute.");
     return (msg || "request failed") + (res.status ? " (HTTP " + res.status + ")" : "");
+  };
+
+  /** A loading line with a spinner (role=status, so screen readers announce it). */
+  NP.loading = function (container, text) {
+    container.textContent = "";
+    const p = NP.el("span", {class: "loading", role: "status"});
+    p.appendChild(NP.el("span", {class: "spinner", "aria-hidden": "true"}));
+    p.appendChild(document.createTextNode(" " + text));
+    container.appendChild(p);
+    return p;
+  };
+
+  /** A token as shown: line breaks as ↵, a blank (spaces/tabs only) token as · and →. */
+  NP.visibleToken = function (tok) {
+    const t = String(tok);
+    if (t.length && /^[ \t]+$/.test(t)) return t.replace(/ /g, "·").replace(/\t/g, "→");
+    return t.replace(/\n/g, "↵");
   };
 
   NP.el = function (tag, attrs, text) {
@@ -45,24 +63,29 @@
     return node;
   };
 
-  /** Coloured token spans (the same markup as the server's tokens filter). */
+  /** Coloured token spans (the same markup as the server's tokens filter): scaled to `scale`, else to
+      this example's own max; active tokens are focusable and underlined, the strongest one bold. */
   NP.renderTokens = function (container, tokens, values, scale) {
-    const top = scale && scale > 0 ? scale : Math.max(1e-9, ...values.filter((v) => v > 0), 0) || 1;
+    const positive = values.map(Number).filter((v) => v > 0);
+    const peak = positive.length ? Math.max(...positive) : 0;
+    const top = scale && scale > 0 ? scale : peak || 1;
     container.textContent = "";
     tokens.forEach((tok, i) => {
       const v = Number(values[i] || 0);
-      const span = NP.el("span", {class: "tok" + (v > 0 ? " hot" : ""), "data-i": i, "data-v": v.toFixed(3),
-                                  title: v.toFixed(3)}, String(tok).replace(/\n/g, "↵"));
+      const blank = /^[ \t]+$/.test(String(tok));
+      const cls = "tok" + (v > 0 ? " hot" : "") + (v > 0 && v === peak ? " max" : "") + (blank ? " ws" : "");
+      const attrs = {class: cls, "data-i": i, "data-v": v.toFixed(3), title: v.toFixed(3)};
+      if (v > 0) attrs.tabindex = "0";
+      const span = NP.el("span", attrs, NP.visibleToken(tok));
       const a = Math.max(0, Math.min(1, v / top));
       if (a > 0) span.style.setProperty("--a", a.toFixed(3));
       container.appendChild(span);
     });
   };
 
-  // Token tooltip: the token and its activation, wherever a .tok is hovered.
+  // Token tooltip: the token and its activation, wherever a .tok is hovered or focused (keyboard).
   function tip() { return document.getElementById("tok-tip"); }
-  document.addEventListener("mouseover", (event) => {
-    const tok = event.target.closest && event.target.closest(".tok");
+  function showTip(tok) {
     const box = tip();
     if (!tok || !box) return;
     box.textContent = "";
@@ -72,8 +95,13 @@
     box.style.left = (window.scrollX + r.left) + "px";
     box.style.top = (window.scrollY + r.bottom + 4) + "px";
     box.hidden = false;
-  });
+  }
+  document.addEventListener("mouseover", (event) => showTip(event.target.closest && event.target.closest(".tok")));
+  document.addEventListener("focusin", (event) => showTip(event.target.closest && event.target.closest(".tok")));
   document.addEventListener("mouseout", (event) => {
+    if (event.target.closest && event.target.closest(".tok") && tip()) tip().hidden = true;
+  });
+  document.addEventListener("focusout", (event) => {
     if (event.target.closest && event.target.closest(".tok") && tip()) tip().hidden = true;
   });
 
@@ -98,12 +126,17 @@
     if (!node) return [];
     try { return JSON.parse(JSON.parse(node.textContent)); } catch (e) { return []; }
   };
+  /** Fill a model <select> (models without a live inference worker are marked, and the default is a
+      live one) and a dependent <select> (sources or source sets). */
   NP.bindModelPicker = function (modelSelect, childSelect, childKind, initial, opts) {
     const catalog = NP.catalog();
     const options = opts || {};
     if (options.allowAll) modelSelect.innerHTML = '<option value="">all models</option>';
-    catalog.forEach((m) => modelSelect.appendChild(NP.el("option", {value: m.id}, m.name)));
-    if (initial.model) modelSelect.value = initial.model;
+    catalog.forEach((m) => modelSelect.appendChild(NP.el("option", {value: m.id, "data-live": m.live ? "1" : "0"},
+      m.name + (m.live || options.allowAll ? "" : " — offline (no live inference)"))));
+    const firstLive = catalog.find((m) => m.live);
+    if (initial.model && catalog.some((m) => m.id === initial.model)) modelSelect.value = initial.model;
+    else if (!options.allowAll && firstLive) modelSelect.value = firstLive.id;
     function fill() {
       if (!childSelect) return;
       const model = catalog.find((m) => m.id === modelSelect.value);
@@ -114,11 +147,36 @@
         else set.sources.forEach((s) => childSelect.appendChild(NP.el("option", {value: s}, s)));
       });
       const want = childKind === "set" ? initial.sourceSet : initial.source;
-      if (want) childSelect.value = want;
+      if (want && [...childSelect.options].some((o) => o.value === want)) childSelect.value = want;
     }
     modelSelect.addEventListener("change", fill);
     fill();
     return catalog;
+  };
+
+  /** "ignore BOS" only where the model's prompts start with a BOS token (SmolLM2's do not). */
+  NP.bindBos = function (modelSelect, checkbox, note) {
+    const catalog = NP.catalog();
+    function sync() {
+      const model = catalog.find((m) => m.id === modelSelect.value);
+      const noBos = model && model.bos === false;
+      checkbox.disabled = !!noBos;
+      if (noBos) checkbox.checked = false;
+      if (note) note.textContent = noBos ? "(this model adds no BOS token: every token counts)" : "";
+    }
+    modelSelect.addEventListener("change", sync);
+    sync();
+  };
+
+  /** Live-worker notice next to a model picker. */
+  NP.bindLiveNotice = function (modelSelect, notice) {
+    const catalog = NP.catalog();
+    function sync() {
+      const model = catalog.find((m) => m.id === modelSelect.value);
+      notice.hidden = !model || !!model.live;
+    }
+    modelSelect.addEventListener("change", sync);
+    sync();
   };
 })();
 
@@ -138,3 +196,14 @@ document.addEventListener("DOMContentLoaded", () => {
   model.addEventListener("change", filter);
   filter();
 });
+
+/* A list's "Add a feature" form: model and source pickers (re-bound after the htmx swap of the items). */
+function npBindListPickers() {
+  const model = document.querySelector("select.list-add-model");
+  if (!model || model.dataset.bound) return;
+  model.dataset.bound = "1";
+  const source = document.querySelector("select.list-add-source");
+  NP.bindModelPicker(model, source, "source", {model: model.dataset.initial, source: source.dataset.initial});
+}
+document.addEventListener("DOMContentLoaded", npBindListPickers);
+document.addEventListener("htmx:afterSettle", npBindListPickers);

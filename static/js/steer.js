@@ -6,13 +6,8 @@
   if (!form) return;
   const initial = window.NP_INITIAL || {};
   const modelSelect = document.getElementById("steer-model");
-  const catalog = NP.bindModelPicker(modelSelect, null, null, initial);
-  function liveNotice() {
-    const model = catalog.find((m) => m.id === modelSelect.value);
-    document.getElementById("steer-no-worker").hidden = !model || model.live;
-  }
-  modelSelect.addEventListener("change", liveNotice);
-  liveNotice();
+  NP.bindModelPicker(modelSelect, document.getElementById("add-source"), "source", initial);
+  NP.bindLiveNotice(modelSelect, document.getElementById("steer-no-worker"));
   const tbody = document.querySelector("#steer-features tbody");
   const status = document.getElementById("steer-status");
 
@@ -34,7 +29,10 @@
     const add = event.target.closest(".add-steer-feature");
     if (add) {
       const hit = add.closest(".hit");
-      if (hit.dataset.model !== modelSelect.value) { modelSelect.value = hit.dataset.model; }
+      if (hit.dataset.model !== modelSelect.value) {
+        modelSelect.value = hit.dataset.model;
+        modelSelect.dispatchEvent(new Event("change"));
+      }
       addRow(hit.dataset.source, Number(hit.dataset.index), Number(hit.dataset.maxAct) || 40, hit.dataset.explanation);
       add.textContent = "Added";
     }
@@ -124,7 +122,7 @@
     document.getElementById("out-DEFAULT").textContent = "";
     document.getElementById("out-STEERED").textContent = "";
     document.getElementById("share").hidden = true;
-    status.textContent = "Generating…";
+    NP.loading(status, "Generating…");
     document.getElementById("steer-run").disabled = true;
     try {
       await stream(url, body);

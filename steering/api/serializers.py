@@ -9,56 +9,57 @@ from typing import Any
 from rest_framework import serializers
 
 from features.api.serializers import IndexField
+from neuronpedia import fields
 from steering import services as svc
 from steering.models import SteerMethod, SteerOutput, SteerType
 from steering.selectors import SteerPair
 
 
-def _slug(**kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(max_length=160, **kwargs)
+def _slug(**kwargs: Any) -> fields.CharField:
+    return fields.CharField(max_length=160, **kwargs)
 
 
 class SteerFeatureInSerializer(serializers.Serializer):
     modelId = _slug()
     layer = _slug(help_text="source id (for a vector: its source, e.g. 6-neuronpedia-resid-post)")
     index = IndexField()
-    strength = serializers.FloatField(min_value=svc.STRENGTH_RANGE[0], max_value=svc.STRENGTH_RANGE[1])
+    strength = fields.FloatField(min_value=svc.STRENGTH_RANGE[0], max_value=svc.STRENGTH_RANGE[1])
 
 
 class _SteerKnobsSerializer(serializers.Serializer):
     modelId = _slug()
     features = SteerFeatureInSerializer(many=True, min_length=1, max_length=svc.MAX_FEATURES,
                                         help_text="all SAE features or all vectors (mixing is refused)")
-    temperature = serializers.FloatField(min_value=svc.TEMPERATURE_RANGE[0],
-                                         max_value=svc.TEMPERATURE_RANGE[1])
-    n_tokens = serializers.IntegerField(min_value=svc.N_TOKENS_RANGE[0], max_value=svc.N_TOKENS_RANGE[1])
-    freq_penalty = serializers.FloatField(required=False, default=1.0, min_value=svc.FREQ_PENALTY_RANGE[0],
-                                          max_value=svc.FREQ_PENALTY_RANGE[1])
-    seed = serializers.IntegerField(min_value=svc.SEED_RANGE[0], max_value=svc.SEED_RANGE[1])
-    strength_multiplier = serializers.FloatField(min_value=svc.STRENGTH_MULTIPLIER_RANGE[0],
-                                                 max_value=svc.STRENGTH_MULTIPLIER_RANGE[1])
+    temperature = fields.FloatField(min_value=svc.TEMPERATURE_RANGE[0],
+                                    max_value=svc.TEMPERATURE_RANGE[1])
+    n_tokens = fields.IntegerField(min_value=svc.N_TOKENS_RANGE[0], max_value=svc.N_TOKENS_RANGE[1])
+    freq_penalty = fields.FloatField(required=False, default=1.0, min_value=svc.FREQ_PENALTY_RANGE[0],
+                                     max_value=svc.FREQ_PENALTY_RANGE[1])
+    seed = fields.IntegerField(min_value=svc.SEED_RANGE[0], max_value=svc.SEED_RANGE[1])
+    strength_multiplier = fields.FloatField(min_value=svc.STRENGTH_MULTIPLIER_RANGE[0],
+                                            max_value=svc.STRENGTH_MULTIPLIER_RANGE[1])
     steer_method = serializers.ChoiceField(choices=SteerMethod.values, required=False,
                                            default=SteerMethod.SIMPLE_ADDITIVE)
-    stream = serializers.BooleanField(required=False, default=False,
-                                      help_text="answer with Server-Sent Events (`data: {...}` frames, each "
-                                                "with the whole text so far; the last one has the share id)")
+    stream = fields.BooleanField(required=False, default=False,
+                                 help_text="answer with Server-Sent Events (`data: {...}` frames, each "
+                                           "with the whole text so far; the last one has the share id)")
 
 
 class SteerInSerializer(_SteerKnobsSerializer):
-    prompt = serializers.CharField(max_length=svc.MAX_PROMPT_CHARS, trim_whitespace=False)
+    prompt = fields.CharField(max_length=svc.MAX_PROMPT_CHARS, trim_whitespace=False)
 
 
 class ChatMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=svc.CHAT_ROLES)
-    content = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=svc.MAX_PROMPT_CHARS)
+    content = fields.CharField(allow_blank=True, trim_whitespace=False, max_length=svc.MAX_PROMPT_CHARS)
 
 
 class SteerChatInSerializer(_SteerKnobsSerializer):
     defaultChatMessages = ChatMessageSerializer(many=True, min_length=1, max_length=svc.MAX_CHAT_MESSAGES)
     steeredChatMessages = ChatMessageSerializer(many=True, min_length=1, max_length=svc.MAX_CHAT_MESSAGES)
-    steer_special_tokens = serializers.BooleanField()
-    isAssistantAxis = serializers.BooleanField(required=False, default=False,
-                                               help_text="persona readouts: not supported (400 when true)")
+    steer_special_tokens = fields.BooleanField()
+    isAssistantAxis = fields.BooleanField(required=False, default=False,
+                                          help_text="persona readouts: not supported (400 when true)")
 
     def validate_isAssistantAxis(self, value: bool) -> bool:  # noqa: N802
         if value:
@@ -67,7 +68,7 @@ class SteerChatInSerializer(_SteerKnobsSerializer):
 
 
 class SteerLoadInSerializer(serializers.Serializer):
-    steerOutputId = serializers.CharField(max_length=32)
+    steerOutputId = fields.CharField(max_length=32)
 
 
 class TopLogprobSerializer(serializers.Serializer):

@@ -1,11 +1,13 @@
 """/api/steer, /api/steer-chat and /api/steer-load. Thin: validate, resolve the features the caller may
 see, plan (cache lookup, liveness), then answer JSON or relay the generation as Server-Sent Events.
-All steering logic (cache keys, storing, streaming) lives in steering.services."""
+All steering logic (cache keys, storing, streaming) lives in steering.services. steer and steer-chat
+are async views (features.api.inference_views.async_inference_view): validation and planning run in a
+thread, waiting for the worker (and relaying its stream) on the event loop."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from django.http import Http404, StreamingHttpResponse
@@ -17,6 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from features.api.inference_views import (
+    Deferred,
+    async_inference_view,
     handles_inference_errors,
     inference_responses,
     require_live_inference,
@@ -79,14 +83,22 @@ def _respond(request: Request, plan: services.SteerPlan, stream: bool) -> Any:
                                 share_url=_share_url(request, share_id), limit=_limit(request),
                                 settings=settings)
 
-    if not stream or not plan.missing:
-        result = services.run_steer(plan, user=request.user)
+    def result_data(result: services.SteerResult) -> dict[str, Any]:
         halves = {t: s.row_half(row) for t, row in ((services.SteerType.STEERED, result.steered),
                                                     (services.SteerType.DEFAULT, result.default))}
-        return Response(payload(halves, result.share_id))
+        return payload(halves, result.share_id)
 
-    def frames() -> Iterator[bytes]:
-        for event in services.stream_steer(plan, user=request.user):
+    user = request.user
+    if not plan.missing:  # all cached: no inference, answered right here
+        return Response(result_data(services.run_steer(plan, user=user)))
+    if not stream:
+        async def work() -> Any:
+            return result_data(await services.arun_steer(plan, user=user))
+
+        return Deferred(work)
+
+    async def frames(started: services.SteerStream) -> AsyncIterator[bytes]:
+        async for event in services.astream_steer(started):
             if event.kind == "error":
                 assert event.error is not None
                 body = {"message": str(event.error), "status": event.error.status, "done": True}
@@ -97,10 +109,15 @@ def _respond(request: Request, plan: services.SteerPlan, stream: bool) -> Any:
                 body = {**payload(event.halves, None), "done": False}
             yield f"data: {json.dumps(body)}\n\n".encode()
 
-    response = StreamingHttpResponse(frames(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    async def start() -> StreamingHttpResponse:
+        # admitted and published before the 200: a full queue or a dead broker is a JSON 503
+        started = await services.astart_stream(plan, user=user)
+        response = StreamingHttpResponse(frames(started), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache, no-transform"
+        response["X-Accel-Buffering"] = "no"
+        return response
+
+    return Deferred(start)
 
 
 def _plan(request: Request, data: dict[str, Any], **inputs: Any) -> services.SteerPlan:
@@ -118,6 +135,7 @@ def _bad_request(exc: Exception) -> Response:
     return Response({"message": str(exc)}, status=400)
 
 
+@async_inference_view
 @extend_schema(tags=STEERING, operation_id="steer", request=s.SteerInSerializer,
                responses={(200, "application/json"): s.SteerCompletionOutSerializer, (200, SSE): SSE_BODY,
                           **inference_responses()},
@@ -139,6 +157,7 @@ def steer(request: Request) -> Any:
     return _respond(request, plan, data["stream"])
 
 
+@async_inference_view
 @extend_schema(tags=STEERING, operation_id="steer_chat", request=s.SteerChatInSerializer,
                responses={(200, "application/json"): s.SteerChatOutSerializer, (200, SSE): SSE_BODY,
                           **inference_responses()},

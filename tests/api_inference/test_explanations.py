@@ -126,7 +126,7 @@ def test_a_failed_score_is_reported_and_can_be_retried(cat_feature: Any, fake_ll
     again = alice_api.post("/api/explanation/score", body, format="json")
     assert again.status_code == 400
     assert "already exists" in again.json()["message"]
-    assert alice_api.post("/api/explanation/score", {**body, "scorerType": "recall_alt"},
+    assert alice_api.post("/api/explanation/score", {**body, "scorerType": "no_such_scorer"},
                           format="json").status_code == 400
     assert alice_api.post("/api/explanation/score", {**body, "explanationId": "99999"},
                           format="json").status_code == 404

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.http import StreamingHttpResponse
 
 from features import services as feature_services
@@ -38,7 +39,12 @@ def sae_features(*indexes: int) -> list[Feature]:
 def sse_frames(response: Any) -> list[dict[str, Any]]:
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/event-stream"
-    text = b"".join(response.streaming_content).decode()
+    assert response.is_async  # relayed on the event loop (redis.asyncio), not from a thread
+
+    async def drain() -> list[bytes]:
+        return [part async for part in response.streaming_content]
+
+    text = b"".join(async_to_sync(drain)()).decode()
     chunks = [c for c in text.split("\n\n") if c]
     assert all(c.startswith("data: ") for c in chunks), text
     return [json.loads(c[len("data: "):]) for c in chunks]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from features import inference
@@ -62,7 +63,11 @@ def test_a_stream_nobody_answers_ends_with_a_timeout(ghost: Any) -> None:
     plan = services.plan_steer(model_id="tiny-ghost", features=[(ghost, 4.0)], prompt="Once",
                                temperature=0.5, n_tokens=4, seed=2)  # the host row passes the live check
     started = time.monotonic()
-    events = list(services.stream_steer(plan, idle_timeout=1.5))
+    async def collect() -> list[services.StreamEvent]:
+        started = await services.astart_stream(plan, idle_timeout=1.5)
+        return [event async for event in services.astream_steer(started)]
+
+    events = async_to_sync(collect)()
     assert time.monotonic() - started < 10
     assert [e.kind for e in events] == ["error"]
     assert events[0].error is not None

@@ -8,12 +8,15 @@ from neuronpedia.jobs import services
 from neuronpedia.jobs.models import JobKind
 from tests import factories
 from tests.browser.conftest import screenshot
+from tests.browser.helpers import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_job_page_progress_bar_updates_live_until_done(live_server, page) -> None:
-    job = services.create_job(kind=JobKind.NOOP, title="browser check")
+def test_job_page_progress_bar_updates_live_until_done(live_server, page, django_user_model) -> None:
+    log_in(page, live_server, django_user_model.objects.create_user("jo", "jo@example.com", "pw-jo-1234"))
+    job = services.create_job(kind=JobKind.NOOP, title="browser check",
+                              requested_by=django_user_model.objects.get(username="jo"))
     services.claim_job(job.id)
     services.record_progress(job.id, done=1, total=4)
     page.goto(f"{live_server.url}/jobs/{job.id}/")

@@ -1,5 +1,6 @@
 """Real-browser tests of the pages (headless Chromium): the feature page's interactions, the source
-page's UMAP, semantic search, lists, accounts. Screenshots go to docs/screenshots/."""
+page's UMAP, semantic search, lists, accounts. Screenshots go to test-artifacts/screenshots/
+(`bin/np screenshots` refreshes docs/screenshots/)."""
 
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ def test_create_list_from_the_lists_page(live_server, page, rich, alice) -> None
     page.fill("#id_name", "my picks")
     page.click("#list-form button")
     page.wait_for_url(re.compile(r"/lists/\d+/$"))
-    page.fill("input[name=model]", "gpt2-small")
-    page.fill("input[name=source]", "6-res-jb")
+    page.select_option("select[name=model]", "gpt2-small")  # pickers since issue 18
+    page.select_option("select[name=source]", "6-res-jb")
     page.fill("input[name=index]", "200")
     page.click("form.add-feature button")
     page.locator(".mini").wait_for()
@@ -184,7 +185,8 @@ def test_steer_page_picks_features_by_search_and_says_when_no_worker(live_server
     assert row.locator(".strength").input_value() == "9.5"  # max activation as the default strength
     page.fill("#steer-prompt", "Hello")
     page.click("#steer-run")
-    page.wait_for_function("document.getElementById('steer-status').textContent.includes('inference worker')")
+    page.wait_for_function(
+        "document.getElementById('steer-status').textContent.includes('Live inference is offline')")
     assert page.locator("#share").is_hidden()
 
 

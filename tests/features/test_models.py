@@ -134,9 +134,11 @@ def test_list_items_are_unique_and_follow_their_list(catalog: dict, alice) -> No
     assert Feature.objects.filter(pk=catalog["feature"].pk).exists()
 
 
-def test_model_shape_must_be_positive(db: None) -> None:
+def test_model_shape_must_not_be_negative(db: None) -> None:
+    """0 layers / null dimension mean unknown (Neuronpedia's SAEDashboard converter writes them)."""
+    assert Model.objects.create(id="unknown-shape", layers=0, dimension=None).layers == 0
     with pytest.raises(IntegrityError):
-        Model.objects.create(id="broken", layers=0, dimension=768)
+        Model.objects.create(id="broken", layers=-1, dimension=768)
 
 
 def test_every_explanation_row_carries_its_features_source(catalog: dict) -> None:
@@ -149,8 +151,8 @@ def test_every_explanation_row_carries_its_features_source(catalog: dict) -> Non
 
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO features_explanation (feature_id, source_id, external_id, description, "
-                       "explainer_settings, embedder, score_v1, notes, created_at) "
-                       "VALUES (%s, %s, '', 'raw', '{}', '', 0, '', now())", [here.pk, other.pk])
+                       "explainer_settings, embedder, score_v1, notes, method, score_type_name, created_at) "
+                       "VALUES (%s, %s, '', 'raw', '{}', '', 0, '', '', '', now())", [here.pk, other.pk])
     rows = dict(Explanation.objects.values_list("description", "source_id"))
     assert rows == {"orm": catalog["source"].pk, "bulk": other.pk, "raw": catalog["source"].pk}
 

@@ -130,7 +130,8 @@ def test_api_key_page_needs_sign_in(client, db) -> None:
     assert client.get("/accounts/api-keys/").url.startswith("/accounts/login/")
 
 
-def test_job_pages_show_kind_specific_results(client, db) -> None:
+def test_job_pages_show_kind_specific_results(client, admin_user) -> None:
+    client.force_login(admin_user)
     job = jobs.create_job(kind=JobKind.GENERATE_DASHBOARDS, title="dash", model_id_ref="m", source_ref="0-x")
     jobs.claim_job(job.id)
     jobs.finish_job(job.id, result={"features": 16, "dead": 2, "activations": 300, "sequences": 8,

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
-from features.models import InferenceHost
+from features import inference
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def worker_w1(rich) -> Iterator[None]:
+    """A registered worker row whose Redis liveness key is alive (as a running worker keeps it)."""
+    inference.register_host(name="w1", model=rich["model"], device="cpu", dtype="float32",
+                            source_names=[rich["source"].name])
+    yield
+    inference.mark_dead("w1", rich["model"].id)
 
 
 def test_home_lists_models_sets_releases_and_jump_box(client, rich) -> None:
@@ -52,11 +61,10 @@ def test_prev_next_skip_gaps_and_stop_at_the_ends(client, rich) -> None:
     assert "no earlier feature" in end.content.decode()
 
 
-def test_model_page_says_when_no_worker_serves_it(client, rich) -> None:
+def test_model_page_says_when_no_worker_serves_it(client, rich, request) -> None:
     body = client.get("/gpt2-small/").content.decode()
     assert "no inference worker serves this model" in body
-    InferenceHost.objects.create(name="w1", model=rich["model"], queue="inference.gpt2-small",
-                                 heartbeat_at=timezone.now()).sources.add(rich["source"])
+    request.getfixturevalue("worker_w1")
     body = client.get("/gpt2-small/").content.decode()
     assert "inference worker live" in body
     assert ">live<" in body
@@ -142,7 +150,8 @@ def test_feature_page_groups_activations_top_then_bins_with_share(client, rich) 
 
 def test_feature_page_tokens_are_coloured_with_hover_values(client, rich) -> None:
     body = _feature_body(client)
-    assert '<span class="tok hot" data-v="9.500" title="9.500" style="--a:1.000"> France</span>' in body
+    assert ('<span class="tok hot max" tabindex="0" data-v="9.500" title="9.500" style="--a:1.000">'
+            " France</span>" in body)
     assert 'title="0.500" style="--a:0.053"> capital' in body
 
 
@@ -184,14 +193,12 @@ def test_dead_feature_shows_a_notice(client, rich) -> None:
 def test_live_panel_without_worker_says_so(client, rich) -> None:
     body = client.get("/gpt2-small/6-res-jb/200/panel/live").content.decode()
     assert 'id="no-worker"' in body
-    assert "no inference worker is serving model" in body
+    assert "Live inference is offline" in body  # issue 18: said to users, not operators
+    assert "manage.py" not in body
     assert "disabled" in body
 
 
-def test_live_panel_with_worker_enables_the_box(client, rich) -> None:
-    host = InferenceHost.objects.create(name="w1", model=rich["model"], queue="inference.gpt2-small",
-                                        heartbeat_at=timezone.now())
-    host.sources.add(rich["source"])
+def test_live_panel_with_worker_enables_the_box(client, worker_w1) -> None:
     body = client.get("/gpt2-small/6-res-jb/200/panel/live").content.decode()
     assert 'id="no-worker"' not in body
     assert 'id="test-text-form"' in body
@@ -199,7 +206,7 @@ def test_live_panel_with_worker_enables_the_box(client, rich) -> None:
 
 def test_live_similar_without_worker_is_a_message(client, rich) -> None:
     body = client.get("/gpt2-small/6-res-jb/200/panel/similar").content.decode()
-    assert "Live lookup unavailable" in body
+    assert "Live lookup is offline" in body
 
 
 def test_feature_embed_is_frameable_and_chrome_less(client, rich) -> None:

@@ -11,15 +11,17 @@ from features.views import present
 def test_tokens_are_escaped_coloured_and_cached() -> None:
     first = present.tokens_html(["<b>", " ok", "a\nb"], [0.0, 2.0, 4.0], scale=4.0)
     assert first == ('<span class="tok">&lt;b&gt;</span>'
-                     '<span class="tok hot" data-v="2.000" title="2.000" style="--a:0.500"> ok</span>'
-                     '<span class="tok hot" data-v="4.000" title="4.000" style="--a:1.000">a↵b</span>'
+                     '<span class="tok hot" tabindex="0" data-v="2.000" title="2.000" style="--a:0.500">'
+                     ' ok</span>'
+                     '<span class="tok hot max" tabindex="0" data-v="4.000" title="4.000" style="--a:1.000">'
+                     'a↵b</span>'
                      '<br class="lb">')
     assert present.tokens_html(["<b>", " ok", "a\nb"], [0.0, 2.0, 4.0], scale=4.0) == first
 
 
 def test_negative_and_over_scale_values() -> None:
     html = present.tokens_html(["x", "y"], [-1.0, 9.0], scale=3.0)
-    assert '<span class="tok hot" data-v="-1.000" title="-1.000">x</span>' in html  # no colour below 0
+    assert '<span class="tok hot" tabindex="0" data-v="-1.000" title="-1.000">x</span>' in html  # no colour
     assert 'style="--a:1.000">y' in html  # clipped at 1
 
 

@@ -80,7 +80,7 @@ def test_inference_and_topk_search_pages_carry_the_catalog(client, rich) -> None
 def test_feature_labels_json(client, rich) -> None:
     data = client.get("/ui/feature-labels", {"model": "gpt2-small", "keys": "6-res-jb:200,6-res-jb:7"}).json()
     assert data == {"6-res-jb:200": {"explanation": "mentions of France and Paris", "maxAct": 9.5,
-                                     "url": "/gpt2-small/6-res-jb/200"}}
+                                     "density": 0.001, "snippet": None, "url": "/gpt2-small/6-res-jb/200"}}
 
 
 def test_steer_page_prefills_features_from_the_link(client, rich) -> None:
