@@ -6,7 +6,8 @@ with backoff; anything else (bad or exhausted key: 401/402/403, 429 quota withou
 final. `UnparseableOutput` means the model answered but not in the expected form.
 
 Configuration (base URL, key, model) comes from a ProviderKey of the user, else a global ProviderKey,
-else the environment (`NP_OPENAI_BASE_URL`, `NP_OPENAI_API_KEY`, `NP_EXPLAINER_MODEL`). Keys are never
+else the settings read from the environment at start-up (`NP_OPENAI_BASE_URL`, `NP_OPENAI_API_KEY`,
+`NP_EXPLAINER_MODEL`). Keys are never
 part of an error message or a repr.
 """
 
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +70,11 @@ class ProviderConfig:
 
 
 def resolve_provider(*, user: Any = None, model: str | None = None) -> ProviderConfig:
-    """The endpoint to use for `user`: their key, else the global key, else the environment."""
+    """The endpoint to use for `user`: their key, else the global key, else the settings (NP_OPENAI_*)."""
     from autointerp.models import ProviderKey  # noqa: PLC0415
 
-    model = model or os.environ.get("NP_EXPLAINER_MODEL") or DEFAULT_EXPLAINER_MODEL
-    env_base = os.environ.get("NP_OPENAI_BASE_URL", "")
+    model = model or settings.NP_EXPLAINER_MODEL or DEFAULT_EXPLAINER_MODEL
+    env_base: str = settings.NP_OPENAI_BASE_URL
     candidates = []
     if user is not None and getattr(user, "pk", None):
         candidates.append(("user", ProviderKey.objects.filter(user=user)))
@@ -83,7 +86,7 @@ def resolve_provider(*, user: Any = None, model: str | None = None) -> ProviderC
             base_url = key and (key.base_url or DEFAULT_BASE_URLS.get(provider, ""))
             if key and base_url:
                 return ProviderConfig(base_url=base_url, api_key=key.secret, model=model, source=origin)
-    api_key = os.environ.get("NP_OPENAI_API_KEY", "")
+    api_key: str = settings.NP_OPENAI_API_KEY
     if not api_key and not env_base:
         raise ProviderError(
             "no LLM provider configured: add your key on the LLM keys page (/accounts/llm-keys/), "
@@ -194,8 +197,8 @@ _local_model: tuple[Any, Any] | None = None
 
 
 def _cache_root() -> Path:
-    env = os.environ.get("NP_MODEL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "neuronpedia" / "models"
+    configured: str = settings.NP_MODEL_CACHE
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "neuronpedia" / "models"
 
 
 def _smollm2_hf_dir() -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 
 from django.conf import settings
 from django.db import models
@@ -17,7 +16,7 @@ def _fernet():  # noqa: ANN202
     """Fernet (AES-128-CBC + HMAC-SHA256) keyed by NP_PROVIDER_KEY_SECRET, else derived from SECRET_KEY."""
     from cryptography.fernet import Fernet  # noqa: PLC0415
 
-    secret = os.environ.get("NP_PROVIDER_KEY_SECRET") or f"provider-keys:{settings.SECRET_KEY}"
+    secret = settings.NP_PROVIDER_KEY_SECRET or f"provider-keys:{settings.SECRET_KEY}"
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
 
 

@@ -11,6 +11,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from django.conf import settings as django_settings  # `settings` names explainer settings here
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -291,9 +292,7 @@ def _fail_score(row: ExplanationScore, reason: str, details: dict[str, Any]) -> 
 
 
 def default_scorer_model() -> str:
-    import os  # noqa: PLC0415
-
-    return os.environ.get("NP_SCORER_MODEL") or os.environ.get("NP_EXPLAINER_MODEL") or "gpt-4o-mini"
+    return django_settings.NP_SCORER_MODEL or django_settings.NP_EXPLAINER_MODEL or "gpt-4o-mini"
 
 
 def check_runnable(params: BatchParams, *, user: Any = None) -> None:

@@ -380,7 +380,10 @@ def batch_part(args: argparse.Namespace, rng: np.random.Generator) -> None:
 
     fake.script = slow
     fake.thread.start()
-    os.environ.update(NP_OPENAI_BASE_URL=fake.base_url, NP_OPENAI_API_KEY="sk-bench", NP_EXPLAINER_MODEL="fake-gpt")
+    from django.conf import settings
+
+    settings.NP_OPENAI_BASE_URL, settings.NP_OPENAI_API_KEY, settings.NP_EXPLAINER_MODEL = (
+        fake.base_url, "sk-bench", "fake-gpt")
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     warm = Feature.objects.filter(source=source).order_by("index")[:8].values_list("pk", flat=True)

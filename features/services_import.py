@@ -20,12 +20,11 @@ from features.importer.storage import open_store
 from features.models import Source
 from neuronpedia.jobs import services as jobs
 from neuronpedia.jobs.models import Job, JobKind
-from neuronpedia.lib import env
 
 
 def import_base() -> str:
-    """settings/env NP_IMPORT_BASE: a folder or an http(s) URL; default: the public bucket."""
-    return getattr(settings, "NP_IMPORT_BASE", "") or env.get("NP_IMPORT_BASE", DEFAULT_BASE)
+    """settings.NP_IMPORT_BASE: a folder or an http(s) URL; default: the public bucket."""
+    return settings.NP_IMPORT_BASE or DEFAULT_BASE
 
 
 def export_dir() -> Path:

@@ -22,7 +22,7 @@ def _pooled_connections() -> None:
         database["CONN_MAX_AGE"] = 0
         if database.get("ENGINE") == "django.db.backends.postgresql":
             database.setdefault("OPTIONS", {})["pool"] = {
-                "min_size": 2, "max_size": int(os.environ.get("NP_ASGI_DB_POOL_MAX", "16")), "timeout": 10}
+                "min_size": 2, "max_size": settings.NP_ASGI_DB_POOL_MAX, "timeout": 10}
 
 
 _pooled_connections()

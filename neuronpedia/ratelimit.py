@@ -7,8 +7,9 @@ API keys allow-listed by an administrator (`ApiKey.higher_limits`: the admin, or
 `manage.py create_api_key --higher-limits`) get Neuronpedia's "higher" tier instead, merged over the
 normal limits and overridden the same way by `NP_RATE_LIMITS_HIGHER`. The
 longest configured prefix that a path starts with is the one applied (`/api` is the global fallback);
-a limit of 0 means unlimited. Counting is a fixed window in Redis (INCR + EXPIRE on a key that names
-the window), so every web process shares the counts. A refused request gets 429 JSON with
+a limit of 0 means unlimited. Counting is a fixed window in Django's Redis cache (`CACHES`): an
+`add` that creates the window's counter with its expiry, then an atomic `incr`, so every web process
+shares the counts. A refused request gets 429 JSON with
 `Retry-After`; every counted response carries `x-limit-remaining`. When Redis is unreachable the
 limiter lets requests through and logs a warning: an outage of the limiter must not take the API down.
 """
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from neuronpedia.lib.env import ConfigError
@@ -135,17 +137,14 @@ def client_address(request: HttpRequest) -> str:
     return address
 
 
-_client = None
-
-
-def _redis():  # type: ignore[no-untyped-def]
-    global _client
-    url = settings.REDIS_URL
-    if _client is None or _client[0] != url:
-        import redis
-
-        _client = (url, redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5))
-    return _client[1]
+def count_in_window(key: str, window: int) -> int:
+    """Add one to the counter `key` in the cache, created with a `window`-second expiry; the new count."""
+    cache.add(key, 0, timeout=window)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # the counter expired between add and incr: this is the first of a new window
+        cache.add(key, 1, timeout=window)
+        return 1
 
 
 def hit(*, prefix: str, limit: int, identity: str, window: int, now: float | None = None) -> Decision:
@@ -153,10 +152,7 @@ def hit(*, prefix: str, limit: int, identity: str, window: int, now: float | Non
     now = time.time() if now is None else now
     window_index = int(now // window)
     key = f"{settings.NP_RATE_LIMIT_KEY_PREFIX}:{prefix}:{identity}:{window_index}"
-    pipe = _redis().pipeline()
-    pipe.incr(key)
-    pipe.expire(key, window + 1)
-    count = int(pipe.execute()[0])
+    count = count_in_window(key, window + 1)
     retry_after = max(1, math.ceil((window_index + 1) * window - now))
     return Decision(prefix=prefix, limit=limit, remaining=limit - count, retry_after=retry_after)
 

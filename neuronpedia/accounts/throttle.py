@@ -1,24 +1,29 @@
 """Sign-in throttling: after NP_LOGIN_MAX_FAILURES wrong passwords for one username from one client
 address within NP_LOGIN_LOCKOUT_SECONDS, that (username, address) pair is locked out until the window
-ends, even with the right password. Counted in Redis, so every web process shares the counts; enforced
-by the authentication backend, so the site's sign-in and the admin's are both covered. Keyed on the pair
-(not the username alone) so that a stranger cannot lock the owner out from elsewhere. When Redis is
-unreachable, sign-in works unthrottled and a warning is logged (like the API rate limiter)."""
+ends, even with the right password. Counted in Django's Redis cache (`CACHES`), so every web process
+shares the counts; enforced by the authentication backend, so the site's sign-in and the admin's are both
+covered. Keyed on the pair (not the username alone) so that a stranger cannot lock the owner out from
+elsewhere. When Redis is unreachable, sign-in works unthrottled and a warning is logged (like the API rate
+limiter)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
-from neuronpedia.ratelimit import _redis, client_address
+from neuronpedia.ratelimit import client_address, count_in_window
 
 logger = logging.getLogger(__name__)
 KEY_PREFIX = "np:login-failures"
@@ -33,28 +38,26 @@ def seconds_locked(username: str, request: HttpRequest | None) -> int:
     """Seconds left of this pair's lockout; 0 when it may try."""
     if request is None or not username:
         return 0
-    import redis
-
+    key = _key(username, request)
     try:
-        client = _redis()
-        key = _key(username, request)
-        failures = int(client.get(key) or 0)
-        return max(1, int(client.ttl(key))) if failures >= settings.NP_LOGIN_MAX_FAILURES else 0
+        found = cache.get_many([key, f"{key}:until"])
     except redis.RedisError as exc:
         logger.warning("sign-in throttle unavailable: %s", exc)
         return 0
+    if int(found.get(key, 0)) < settings.NP_LOGIN_MAX_FAILURES:
+        return 0
+    until = float(found.get(f"{key}:until", 0))
+    return max(1, math.ceil(until - time.time()))
 
 
 def record_failure(username: str, request: HttpRequest | None) -> None:
+    """Count a wrong password; the first failure of a window also notes when the window ends."""
     if request is None or not username:
         return
-    import redis
-
+    key, window = _key(username, request), settings.NP_LOGIN_LOCKOUT_SECONDS
     try:
-        client = _redis()
-        key = _key(username, request)
-        if client.incr(key) == 1:
-            client.expire(key, settings.NP_LOGIN_LOCKOUT_SECONDS)
+        if count_in_window(key, window) == 1:
+            cache.set(f"{key}:until", time.time() + window, timeout=window)
     except redis.RedisError as exc:
         logger.warning("sign-in throttle unavailable: %s", exc)
 
@@ -62,10 +65,9 @@ def record_failure(username: str, request: HttpRequest | None) -> None:
 def clear_failures(username: str, request: HttpRequest | None) -> None:
     if request is None or not username:
         return
-    import redis
-
+    key = _key(username, request)
     try:
-        _redis().delete(_key(username, request))
+        cache.delete_many([key, f"{key}:until"])
     except redis.RedisError as exc:
         logger.warning("sign-in throttle unavailable: %s", exc)
 

@@ -117,6 +117,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ROUTES = ("neuronpedia.queues.route_task",)
 
+# --- Cache ------------------------------------------------------------------------------------
+# Django's Redis cache: API rate-limit counters, sign-in failure counts and cached page figures are
+# shared by every web process. Short socket timeouts: the limiter fails open instead of hanging when
+# Redis is unreachable (ratelimit.py).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+    },
+}
+
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -164,6 +176,19 @@ INFERENCE_RETRY_AFTER_SECONDS = env.get_int("INFERENCE_RETRY_AFTER_SECONDS", 5)
 NP_DATA_DIR = devservices.data_dir()
 # Neuronpedia export layout to import from: an http(s) base or a local folder (v1/ level).
 NP_IMPORT_BASE = env.get("NP_IMPORT_BASE", "https://neuronpedia-datasets.s3.amazonaws.com/v1")
+# The ASGI server's PostgreSQL pool: at most this many connections per web process (neuronpedia/asgi.py).
+NP_ASGI_DB_POOL_MAX = env.get_int("NP_ASGI_DB_POOL_MAX", 16)
+
+# --- Autointerp: LLM providers (read here once; autointerp/llm.py, autointerp/models.py) ----------------
+# Fallback OpenAI-compatible endpoint when neither the user nor the admin stored a provider key.
+NP_OPENAI_BASE_URL = env.get("NP_OPENAI_BASE_URL", "")
+NP_OPENAI_API_KEY = env.get("NP_OPENAI_API_KEY", "")
+NP_EXPLAINER_MODEL = env.get("NP_EXPLAINER_MODEL", "")
+NP_SCORER_MODEL = env.get("NP_SCORER_MODEL", "")
+# Encrypts stored provider keys; unset: derived from SECRET_KEY.
+NP_PROVIDER_KEY_SECRET = env.get("NP_PROVIDER_KEY_SECRET", "")
+# Converted model weights (the offline explainer's HF copy), outside the checkout.
+NP_MODEL_CACHE = env.get("NP_MODEL_CACHE", "")
 
 LOGGING = {
     "version": 1,

@@ -136,15 +136,17 @@ def alice_api(alice: Any) -> APIClient:
 
 
 @pytest.fixture
-def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def fake_llm(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The scripted OpenAI-compatible server of tests/autointerp (real HTTP on 127.0.0.1)."""
     from tests.autointerp.conftest import FakeLLM
 
     fake = FakeLLM()
     fake.thread.start()
-    monkeypatch.setenv("NP_OPENAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("NP_OPENAI_API_KEY", "sk-test-secret-key-1234")
-    monkeypatch.setenv("NP_EXPLAINER_MODEL", "fake-gpt")
+    provider = {"NP_OPENAI_BASE_URL": fake.base_url, "NP_OPENAI_API_KEY": "sk-test-secret-key-1234",
+                "NP_EXPLAINER_MODEL": "fake-gpt"}
+    for name, value in provider.items():
+        setattr(settings, name, value)
+        monkeypatch.setenv(name, value)  # the worker processes a test starts read their settings from it
     yield fake
     fake.server.shutdown()
     fake.server.server_close()

@@ -112,12 +112,14 @@ class FakeLLM:
 
 
 @pytest.fixture
-def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
+def fake_llm(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
     fake = FakeLLM()
     fake.thread.start()
-    monkeypatch.setenv("NP_OPENAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("NP_OPENAI_API_KEY", "sk-test-secret-key-1234")
-    monkeypatch.setenv("NP_EXPLAINER_MODEL", "fake-gpt")
+    provider = {"NP_OPENAI_BASE_URL": fake.base_url, "NP_OPENAI_API_KEY": "sk-test-secret-key-1234",
+                "NP_EXPLAINER_MODEL": "fake-gpt"}
+    for name, value in provider.items():
+        setattr(settings, name, value)
+        monkeypatch.setenv(name, value)  # the worker processes a test starts read their settings from it
     yield fake
     fake.server.shutdown()
     fake.server.server_close()

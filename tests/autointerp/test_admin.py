@@ -47,11 +47,10 @@ def test_admin_batch_page_needs_staff(client: Any, alice: Any) -> None:
 
 
 def test_admin_batch_form_says_why_it_cannot_start(
-        client: Any, admin_user: Any, catalog: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        client: Any, admin_user: Any, catalog: dict, settings: Any) -> None:
     """Issue 16: an LLM explainer with no provider configured is refused on the form (not a 500), and no
     job is created."""
-    for name in ("NP_OPENAI_API_KEY", "NP_OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+    settings.NP_OPENAI_API_KEY = settings.NP_OPENAI_BASE_URL = ""
     client.force_login(admin_user)
     response = client.post("/admin/autointerp/providerkey/batch/", {
         "source": catalog["source"].pk, "action": "explain", "explainer_type": "np_max-act-logits",

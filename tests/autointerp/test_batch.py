@@ -166,9 +166,8 @@ def test_celery_subcommand_exit_codes() -> None:
 
 
 def test_cli_without_an_llm_provider_is_a_usage_error(
-        cat_source: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("NP_OPENAI_API_KEY", "NP_OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+        cat_source: Any, settings: Any) -> None:
+    settings.NP_OPENAI_API_KEY = settings.NP_OPENAI_BASE_URL = ""
     result = CliRunner().invoke(autointerp, ["explain", "--source", f"gpt2-small/{cat_source.name}",
                                              "--model", "gpt-4o-mini", "--sync"])
     assert result.exit_code == 2, result.output

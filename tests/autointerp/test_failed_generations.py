@@ -55,9 +55,8 @@ def test_an_unknown_explainer_type_is_said_in_the_form_and_starts_nothing(
 
 
 def test_no_llm_key_is_said_before_any_job_exists(
-        signed_in: Client, cat_feature: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("NP_OPENAI_API_KEY", "NP_OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+        signed_in: Client, cat_feature: Any, settings: Any) -> None:
+    settings.NP_OPENAI_API_KEY = settings.NP_OPENAI_BASE_URL = ""
     response = _post(signed_in, cat_feature, explainer_type=NP_MAX_ACT_LOGITS, model="gpt-4o-mini")
     body = response.content.decode()
     assert response.status_code == 200

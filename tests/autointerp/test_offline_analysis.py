@@ -157,8 +157,8 @@ def ap_feature(catalog: dict[str, Any]) -> Any:
 
 
 @pytest.mark.django_db
-def test_np_offline_stores_method_and_a_held_out_score(ap_feature: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("NP_OPENAI_BASE_URL", "http://127.0.0.1:9/never-used")
+def test_np_offline_stores_method_and_a_held_out_score(ap_feature: Any, settings: Any) -> None:
+    settings.NP_OPENAI_BASE_URL = "http://127.0.0.1:9/never-used"
     explanation = services.generate_explanation(feature=ap_feature, explainer_type=OFFLINE, model=LOCAL_MODEL)
     assert "AP" in explanation.description
     assert explanation.method == offline.METHOD_ANALYSIS

@@ -14,9 +14,9 @@ from autointerp.llm import LOCAL_MODEL
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
-def test_offline_smollm2_explainer_writes_a_real_explanation(cat_feature: Any, monkeypatch: Any) -> None:
-    monkeypatch.delenv("NP_OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("NP_OPENAI_BASE_URL", "http://127.0.0.1:9/unreachable")  # never used
+def test_offline_smollm2_explainer_writes_a_real_explanation(cat_feature: Any, settings: Any) -> None:
+    settings.NP_OPENAI_API_KEY = ""
+    settings.NP_OPENAI_BASE_URL = "http://127.0.0.1:9/unreachable"  # never used
     started = time.perf_counter()
     explanation = services.generate_explanation(
         feature=cat_feature, explainer_type=NP_MAX_ACT_LOGITS, model=LOCAL_MODEL

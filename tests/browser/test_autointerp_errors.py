@@ -14,9 +14,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_generation_that_cannot_start_says_why_on_the_feature_page(
-        live_server, page, django_user_model, monkeypatch) -> None:
-    for name in ("NP_OPENAI_API_KEY", "NP_OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+        live_server, page, django_user_model, settings) -> None:
+    settings.NP_OPENAI_API_KEY = settings.NP_OPENAI_BASE_URL = ""
     catalog = factories.make_catalog()
     feature = factories.make_feature(catalog["source"], 7)
     factories.make_activation(feature, ["The", " cat", " sat"], [0.0, 3.0, 0.5])

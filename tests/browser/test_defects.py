@@ -242,9 +242,8 @@ def test_autointerp_result_appears_without_a_reload(live_server, page, django_us
 
 # 8 ------------------------------------------------------------------------------------------------
 def test_pickers_replace_free_text_ids_and_unconfigured_embedders_are_disabled(live_server, page, rich,
-                                                                               alice, monkeypatch) -> None:
-    monkeypatch.delenv("NP_OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("NP_OPENAI_BASE_URL", raising=False)
+                                                                               alice, settings) -> None:
+    settings.NP_OPENAI_API_KEY = settings.NP_OPENAI_BASE_URL = ""
     _live("w-gpt2", rich["model"], ["6-res-jb"], bos=True)
     page.goto(live_server.url + "/steer")
     assert page.locator("#add-source").evaluate("e => e.tagName") == "SELECT"

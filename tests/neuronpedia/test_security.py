@@ -8,11 +8,13 @@ import uuid
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from django.test import Client
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
+from neuronpedia.accounts import throttle as login_throttle
 from neuronpedia.accounts.models import ApiKey
 from neuronpedia.accounts.services import create_api_key
 from neuronpedia.jobs import services as jobs
@@ -88,14 +90,10 @@ def test_anonymous_callers_count_per_address(limits: Any) -> None:
 # --- Sign-in throttling ---------------------------------------------------------------------------
 
 @pytest.fixture
-def throttle(settings: Any) -> Any:
-    import redis
-
+def throttle(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     settings.NP_LOGIN_MAX_FAILURES = 3
     settings.NP_LOGIN_LOCKOUT_SECONDS = 60
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter("np:login-failures:*"):
-        client.delete(key)
+    monkeypatch.setattr(login_throttle, "KEY_PREFIX", f"np:test-login-failures:{uuid.uuid4().hex}")
     return settings
 
 
@@ -120,6 +118,15 @@ def test_a_success_resets_the_count(alice: Any, throttle: Any) -> None:
     for _ in range(2):
         _sign_in("alice", "wrong")
     assert _sign_in("alice", "pw-alice").status_code == 302
+
+
+def test_sign_in_failures_are_counted_in_the_django_cache(alice: Any, throttle: Any) -> None:
+    _sign_in("alice", "wrong")
+    key = login_throttle._key("alice", RequestFactory().post("/", REMOTE_ADDR="10.2.0.1"))
+    assert cache.get(key) == 1
+    cache.set(key, 3, timeout=60)  # two more failures, counted by another web process
+    refused = _sign_in("alice", "pw-alice")
+    assert "Too many failed sign-in attempts" in refused.content.decode()
 
 
 def test_the_admin_sign_in_is_throttled_too(admin_user: Any, throttle: Any) -> None:
