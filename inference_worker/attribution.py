@@ -158,13 +158,17 @@ def _keep_info_level(logger: logging.Logger) -> None:
     """``attribute`` sets WARNING when verbose is off; pin INFO while our handler listens."""
     if not hasattr(logger, "_np_set_level"):
         logger._np_set_level = logger.setLevel  # type: ignore[attr-defined]
-        logger.setLevel = lambda _lvl: None  # type: ignore[method-assign]
+        logger.setLevel = _ignore_level  # type: ignore[method-assign]
+
+
+def _ignore_level(level: int | str) -> None:
+    """Stands in for ``Logger.setLevel`` while pinned."""
 
 
 def _restore_level(logger: logging.Logger) -> None:
     if hasattr(logger, "_np_set_level"):
         logger.setLevel = logger._np_set_level  # type: ignore[method-assign]
-        del logger._np_set_level  # type: ignore[attr-defined]
+        del logger._np_set_level
 
 
 def graph_to_json(graph: Any, tokenizer: Any, *, slug: str, scan: str, node_threshold: float,
@@ -185,7 +189,8 @@ def graph_to_json(graph: Any, tokenizer: Any, *, slug: str, scan: str, node_thre
     nodes = create_nodes(graph, node_mask, tokenizer, cumulative)
     used_nodes, used_edges = create_used_nodes_and_edges(graph, nodes, edge_mask)
     model = build_model(graph, used_nodes, used_edges, slug, scan, node_threshold, tokenizer)
-    return model.model_dump()
+    graph_json: dict[str, Any] = model.model_dump()
+    return graph_json
 
 
 def generate_graph(rm: Any, params: GraphParams, *, slug: str, scan: str, model_id: str,

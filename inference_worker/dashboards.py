@@ -42,7 +42,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from inference_worker.saes import Source, hook_layer
+from inference_worker.models import model_device
+from inference_worker.saes import FwdHooks, Source, hook_layer
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -281,7 +282,7 @@ class DashboardGenerator:
         tok = model.tokenizer
         ids = set(tok.all_special_ids) if (tok is not None and self.cfg.ignore_special_tokens) else set()
         self._special = torch.tensor(sorted(ids), dtype=torch.long)
-        self.device = torch.device(model.cfg.device)
+        self.device = torch.device(model_device(model))
 
     # -- per batch
 
@@ -341,7 +342,7 @@ class DashboardGenerator:
         # a transcoder reads `hook` and predicts its output hook (the MLP output): its reconstruction is
         # compared with, spliced into and ablated at that output hook (evals: "spliced_hook")
         out_hook = self.source.hook_name_out if self.source.kind == "transcoder" else None
-        hooks = [(hook, keep)] + ([(out_hook, _store_hook(store, "out"))] if out_hook else [])
+        hooks: FwdHooks = [(hook, keep)] + ([(out_hook, _store_hook(store, "out"))] if out_hook else [])
         clean = self.model.run_with_hooks(tokens, fwd_hooks=hooks, return_type="loss",
                                           loss_per_token=True)
         acts, sae = store["act"], self.source.sae
@@ -363,7 +364,7 @@ class DashboardGenerator:
             variants["sink_"] = (sink, outside)
         for prefix, (mask, ablate) in variants.items():
             self._add_recon(prefix, xf[mask], recon[mask], feats.flatten(2)[mask])
-            splice = [(hook, _splice_hook(self.source, mask))]
+            splice: FwdHooks = [(hook, _splice_hook(self.source, mask))]
             if out_hook:
                 inputs: dict[str, Tensor] = {}
                 splice = [(hook, _store_hook(inputs, "act")),
@@ -760,7 +761,7 @@ def _logit_rows(logits: Any, k: int, nb: int, pv: Any, pi: Any, nv: Any, ni: Any
 
 
 numba_prange = range
-_KERNELS: dict[str, Any] = {}
+_KERNELS: dict[str, Callable[..., None] | None] = {}
 
 
 def _logit_kernel() -> Callable[..., None] | None:

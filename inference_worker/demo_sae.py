@@ -26,7 +26,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from inference_worker.models import model_tokenizer
+
 if TYPE_CHECKING:
+    from sae_lens import SAE
+    from sae_lens.saes.topk_sae import TopKTrainingSAE
     from transformer_lens import HookedTransformer
 
 Progress = Callable[[str], None]
@@ -133,10 +137,13 @@ def corpus_texts(name: str = "brown", cache_dir: Path | None = None,
 
 def token_stream(model: HookedTransformer, texts: list[str], n_tokens: int) -> Tensor:
     """Concatenate texts, separated by EOS, into one token stream of at least ``n_tokens``."""
-    tok = model.tokenizer
+    tok = model_tokenizer(model)
+    eos = tok.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no EOS token to separate the texts")
     ids: list[int] = []
     for text in texts:
-        ids += tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids += tok(text, add_special_tokens=False)["input_ids"] + [eos]
         if len(ids) >= n_tokens:
             break
     return torch.tensor(ids[:n_tokens], dtype=torch.long)
@@ -249,7 +256,7 @@ def pick_model_dtype(hook_name: str, progress: Progress = _stderr) -> str:
 
 
 @torch.no_grad()
-def evaluate_sae(sae: torch.nn.Module, acts: Tensor) -> tuple[float, float, Tensor]:
+def evaluate_sae(sae: SAE, acts: Tensor) -> tuple[float, float, Tensor]:
     """Explained variance, mean L0, and per-feature firing counts on ``acts``."""
     feats = sae.encode(acts)  # [n, d_sae]
     recon = sae.decode(feats)
@@ -315,7 +322,7 @@ def train_demo_sae(cfg: DemoSAEConfig = DemoSAEConfig(), out_dir: Path | None = 
                          dtype)
 
 
-def _save(sae: torch.nn.Module, cfg: DemoSAEConfig, out_dir: Path, stats: dict[str, float]
+def _save(sae: TopKTrainingSAE, cfg: DemoSAEConfig, out_dir: Path, stats: dict[str, float]
           ) -> None:
     meta = sae.cfg.metadata
     meta.model_name = cfg.model_id

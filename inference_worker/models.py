@@ -22,7 +22,7 @@ import torch
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
     from transformer_lens.config import HookedTransformerConfig
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,18 @@ def cache_root() -> Path:
     """``$NP_MODEL_CACHE`` or ``~/.cache/neuronpedia/models``."""
     env = os.environ.get("NP_MODEL_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "neuronpedia" / "models"
+
+
+def model_tokenizer(model: HookedTransformer) -> PreTrainedTokenizerBase:
+    """The model's tokenizer: every model the worker serves has one (TransformerLens allows none)."""
+    if model.tokenizer is None:
+        raise ValueError(f"model {model.cfg.model_name!r} has no tokenizer")
+    return model.tokenizer
+
+
+def model_device(model: HookedTransformer) -> str:
+    """The device the model's weights live on (TransformerLens fills ``cfg.device`` at construction)."""
+    return model.cfg.device or "cpu"
 
 
 # ---------------------------------------------------------------- (a) TransformerLens by name
@@ -130,7 +142,7 @@ def _hooked_from_state_dict(cfg: HookedTransformerConfig, state_dict: dict[str, 
         state_dict, fold_ln=False, center_writing_weights=False, center_unembed=False,
         fold_value_biases=False, refactor_factored_attn_matrices=False,
     )
-    model.to(cfg.device)
+    model.to(cfg.device or "cpu")
     model.eval()
     return transpose_linear_storage(model)
 
@@ -162,10 +174,11 @@ def load_hf_folder(path: str | os.PathLike[str], device: str, dtype: str = "floa
     tokenizer = AutoTokenizer.from_pretrained(path)
     hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if tl_model_name is not None:
-        return HookedTransformer.from_pretrained_no_processing(
+        model: HookedTransformer = HookedTransformer.from_pretrained_no_processing(
             tl_model_name, hf_model=hf_model, tokenizer=tokenizer, device=device,
             dtype=DTYPES[dtype],
         )
+        return model
     if "LlamaForCausalLM" not in (hf_config.architectures or []):
         raise ValueError(
             f"{path}: architecture {hf_config.architectures} needs tl_model_name "
@@ -188,7 +201,7 @@ def smollm2_gguf_path() -> Path:
         ) from exc
     for f in dist.files or ():
         if f.name == SMOLLM2_GGUF:
-            return Path(dist.locate_file(f)).resolve()
+            return Path(str(dist.locate_file(f))).resolve()
     raise RuntimeError(f"{SMOLLM2_GGUF} not found in {SMOLLM2_PACKAGE} {dist.version}")
 
 
@@ -250,7 +263,7 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_tokenizer() -> PreTrainedTokenizerFast:  # noqa: F821
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """Character-level tokenizer (printable ASCII + newline) with ChatML specials; no hub."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast

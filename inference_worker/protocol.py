@@ -48,7 +48,7 @@ class SourceId:
         return f"{self.layer}-{self.set_name}" + (f"__{self.suffix}" if self.suffix else "")
 
 
-def parse_source_id(source_id: str) -> SourceId:
+def parse_source_id(source_id: object) -> SourceId:
     """`6-res-jb` -> SourceId(6, 'res-jb'); `6-res-jb__v2` keeps suffix 'v2'; ValueError with a readable
     message otherwise (upper case included: the catalog and the worker must name sources the same way)."""
     match = SOURCE_ID_RE.match(source_id) if isinstance(source_id, str) else None
@@ -58,7 +58,7 @@ def parse_source_id(source_id: str) -> SourceId:
     return SourceId(int(match["layer"]), match["set"], match["suffix"] or "")
 
 
-def is_valid_source_id(source_id: str) -> bool:
+def is_valid_source_id(source_id: object) -> bool:
     try:
         parse_source_id(source_id)
     except ValueError:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from jaxtyping import Float
 from torch import Tensor
@@ -19,10 +19,13 @@ if TYPE_CHECKING:
     from sae_lens import SAE
 
 __all__ = [
-    "Source", "SourceRegistry", "SourceId", "UnknownSourceError", "hook_layer",
+    "FwdHooks", "Source", "SourceRegistry", "SourceId", "UnknownSourceError", "hook_layer",
     "is_valid_source_id", "load_sae_from_disk", "load_sae_pretrained", "parse_source_id",
     "sae_hook_name", "source_from_sae", "source_from_vectors",
 ]
+
+# TransformerLens forward hooks as `run_with_hooks` and `hooks` take them: (hook name or name filter, hook).
+FwdHooks: TypeAlias = list[tuple[str | Callable[..., Any], Callable[..., Any]]]
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 

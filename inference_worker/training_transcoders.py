@@ -46,6 +46,8 @@ from inference_worker.transcoder_config import (  # noqa: F401 - re-exported
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
+    from inference_worker.saes import FwdHooks
+
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
 INPUT_HOOK = "ln2.hook_normalized"  # x / rms(x) before ln2's weight (circuit-tracer uses it as-is)
@@ -100,6 +102,13 @@ def mlp_io(model: HookedTransformer, tokens: Tensor, skip: int) -> tuple[Tensor,
 
 class TranscoderStack(torch.nn.Module):
     """All layers' transcoders; trained in normalised units (x/sx, y/sy)."""
+
+    # buffers (register_buffer below), declared for the type checker
+    sx: Tensor
+    sy: Tensor
+    threshold: Tensor
+    since_fired: Tensor
+    initialised: Tensor
 
     def __init__(self, n_layers: int, d_model: int, d_transcoder: int, seed: int = 0,
                  device: str = "cpu") -> None:
@@ -449,7 +458,7 @@ def _splice_metrics(model: HookedTransformer, tokens: Tensor, real: list[Tensor]
     agree = kl = ce_real = ce_rep = 0.0
     n = 0
     store: dict[int, Tensor] = {}
-    hooks: list[tuple[str, Callable[..., Any]]] = []
+    hooks: FwdHooks = []
     for layer, w in replace.items():
         def keep(act: Tensor, hook: Any, layer: int = layer) -> None:
             store[layer] = act

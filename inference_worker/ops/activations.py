@@ -11,6 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from inference_worker.models import model_device
 from inference_worker.ops.limits import DEFAULT_LIMITS, Limits
 from inference_worker.ops.tokens import Tokenized, tokenize
 from inference_worker.saes import Source, SourceRegistry, hook_layer
@@ -39,7 +40,7 @@ def capture_hooks(model: HookedTransformer, tokens: Tokenized, hook_names: Seque
         if stop >= model.cfg.n_layers:
             stop = None  # the last block is needed: run the whole model
     _, cache = model.run_with_cache(
-        tokens.tensor(model.cfg.device), names_filter=lambda name: name in wanted,
+        tokens.tensor(model_device(model)), names_filter=lambda name: name in wanted,
         stop_at_layer=stop, return_cache_object=False,
     )
     return {name: cache[name][0] for name in wanted}

@@ -9,7 +9,7 @@ cache makes each new token one single-position forward pass.
 # ruff: noqa: F722  (jaxtyping shape strings)
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -17,15 +17,17 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from inference_worker.models import model_device, model_tokenizer
 from inference_worker.ops.limits import DEFAULT_LIMITS, Limits
 from inference_worker.ops.tokens import (
     Tokenized,
+    decode_text,
     special_ids,
     token_strings,
     tokenize,
     tokenize_ids,
 )
-from inference_worker.saes import SourceRegistry
+from inference_worker.saes import FwdHooks, SourceRegistry
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -166,7 +168,8 @@ class _StepMask:
     value: Bool[Tensor, "batch pos"] | None = None
 
 
-def _make_hook(steer: ResolvedSteer, method: SteerMethod, mask: _StepMask) -> Any:
+def _make_hook(steer: ResolvedSteer, method: SteerMethod, mask: _StepMask
+               ) -> Callable[[Tensor, HookPoint], Tensor]:
     def hook(act: Tensor, hook: HookPoint) -> Tensor:
         shape = act.shape
         h = act.flatten(-2) if act.ndim == 4 else act  # hook_z [b, p, heads, d_head] → [b, p, d]
@@ -243,10 +246,11 @@ class SteerResult:
 
 def _prompt_tokens(model: HookedTransformer, request: SteerRequest, limits: Limits
                    ) -> tuple[Tokenized, str]:
-    tokenizer = model.tokenizer
+    tokenizer = model_tokenizer(model)
     if request.messages is not None:
         text = tokenizer.apply_chat_template([m.to_dict() for m in request.messages],
                                              tokenize=False, add_generation_prompt=True)
+        assert isinstance(text, str)  # tokenize=False: the rendered prompt
         ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         return tokenize_ids(model, ids, prepend_bos=False, limits=limits), text
     assert request.prompt is not None
@@ -290,11 +294,12 @@ def steer_stream(model: HookedTransformer, request: SteerRequest,
         raise ValueError(f"prompt fills the model context ({model.cfg.n_ctx} tokens)")
     rows = [_RowState(t) for t in request.types]
     steered_rows = torch.tensor([r.type == "STEERED" for r in rows])
-    specials = special_ids(model.tokenizer)
-    stops = stop_token_ids(model.tokenizer)
+    tokenizer = model_tokenizer(model)
+    specials = special_ids(tokenizer)
+    stops = stop_token_ids(tokenizer)
     mask = _StepMask()
-    hooks = [(s.hook_name, _make_hook(s, request.steer_method, mask)) for s in steers]
-    device = model.cfg.device
+    hooks: FwdHooks = [(s.hook_name, _make_hook(s, request.steer_method, mask)) for s in steers]
+    device = model_device(model)
     gens = [torch.Generator(device=device).manual_seed(request.seed) for _ in rows]
     seq = tokens.tensor(device).repeat(len(rows), 1)  # [batch, pos]
     counts = torch.zeros(len(rows), model.cfg.d_vocab_out, device=device)
@@ -322,7 +327,7 @@ def steer_stream(model: HookedTransformer, request: SteerRequest,
 def _init_kv(model: HookedTransformer, batch: int) -> Any:
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-    return TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, batch)
+    return TransformerLensKeyValueCache.init_cache(model.cfg, model_device(model), batch)
 
 
 def _steer_mask(chunk: Tensor, steered_rows: Tensor, specials: frozenset[int],
@@ -359,7 +364,7 @@ def _record(model: HookedTransformer, rows: list[_RowState], nxt: Tensor, logp: 
         if n_logprobs > 0:
             top = logp[r].topk(min(n_logprobs, logp.shape[-1]))
             top_ids = top.indices.tolist()
-            strs = token_strings(model.tokenizer, [tok, *top_ids])
+            strs = token_strings(model_tokenizer(model), [tok, *top_ids])
             row.logprobs.append(TokenLogprob(
                 strs[0], float(logp[r, tok]),
                 tuple(zip(strs[1:], top.values.tolist(), strict=True))))
@@ -368,7 +373,7 @@ def _record(model: HookedTransformer, rows: list[_RowState], nxt: Tensor, logp: 
 def _result(model: HookedTransformer, request: SteerRequest, prompt_text: str,
             tokens: Tokenized, rows: list[_RowState], done: bool) -> SteerResult:
     outs = tuple(
-        SteerOutput(row.type, model.tokenizer.decode(row.ids), tuple(row.ids),
+        SteerOutput(row.type, decode_text(model_tokenizer(model), row.ids), tuple(row.ids),
                     tuple(row.logprobs) if request.n_logprobs > 0 else None, row.finished)
         for row in rows)
     return SteerResult(request, prompt_text, tokens, outs, done)

@@ -10,10 +10,12 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from inference_worker.models import model_tokenizer
 from inference_worker.ops.limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,13 @@ class Tokenized:
                 "prependBos": self.prepend_bos}
 
 
+def decode_text(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    """The text of one sequence of ids (``decode`` is typed for batches too)."""
+    text = tokenizer.decode(ids)
+    assert isinstance(text, str)  # one sequence decodes to one string
+    return text
+
+
 def special_ids(tokenizer: Any) -> frozenset[int]:
     return frozenset(int(i) for i in tokenizer.all_special_ids)
 
@@ -48,7 +57,7 @@ def token_strings(tokenizer: Any, ids: list[int] | tuple[int, ...]) -> list[str]
 
 def tokenize_ids(model: HookedTransformer, ids: list[int], prepend_bos: bool | None = None,
                  limits: Limits | None = DEFAULT_LIMITS) -> Tokenized:
-    tokenizer = model.tokenizer
+    tokenizer = model_tokenizer(model)
     if prepend_bos is None:
         prepend_bos = bool(model.cfg.default_prepend_bos)
     bos = tokenizer.bos_token_id
@@ -70,5 +79,5 @@ def tokenize(model: HookedTransformer, text: str, prepend_bos: bool | None = Non
     Special tokens written in the text (e.g. ``<|im_start|>``) are parsed as such; a BOS
     already at the start of the text is not doubled.
     """
-    ids = list(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids = list(model_tokenizer(model)(text, add_special_tokens=False)["input_ids"])
     return tokenize_ids(model, ids, prepend_bos, limits)
