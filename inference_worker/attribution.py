@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from inference_worker.protocol import InterventionReply, TokenProb
 from inference_worker.transcoders import LoadedTranscoderSet, shim_circuit_tracer
 
 Progress = Callable[[int, int, str], None]
@@ -275,7 +276,7 @@ def _greedy(next_logits: Callable[[torch.Tensor], torch.Tensor], tokens: torch.T
     return out
 
 
-def _top(logits: torch.Tensor, tokenizer: Any, k: int) -> list[dict[str, Any]]:
+def _top(logits: torch.Tensor, tokenizer: Any, k: int) -> list[TokenProb]:
     probs = logits.float().softmax(-1)
     vals, idx = logits.float().topk(k)
     return [{"token": tokenizer.decode([int(i)]), "token_id": int(i), "prob": float(probs[i]),
@@ -285,7 +286,7 @@ def _top(logits: torch.Tensor, tokenizer: Any, k: int) -> list[dict[str, Any]]:
 @torch.no_grad()
 def intervene(rm: Any, prompt: str, chat: bool, interventions: list[Intervention], top_k: int = 10,
               max_new_tokens: int = 12, token_limit: int | None = None,
-              check: Callable[[], None] | None = None) -> dict[str, Any]:
+              check: Callable[[], None] | None = None) -> InterventionReply:
     """Set features at positions to values; the graph's token positions include the special token
     circuit-tracer prepends (``ensure_tokenized``), so positions match graph nodes' ``ctx_idx``."""
     if not 1 <= top_k <= 100:
@@ -304,8 +305,9 @@ def intervene(rm: Any, prompt: str, chat: bool, interventions: list[Intervention
     after, _ = rm.feature_intervention(tokens, ivs, freeze_attention=False,
                                        return_activations=False)
     after = after.reshape(-1, after.shape[-1])[-1]
-    out = {"before": _top(before, rm.tokenizer, top_k), "after": _top(after, rm.tokenizer, top_k),
-           "default_text": "", "steered_text": "", "n_tokens": n_pos}
+    out: InterventionReply = {
+        "before": _top(before, rm.tokenizer, top_k), "after": _top(after, rm.tokenizer, top_k),
+        "default_text": "", "steered_text": "", "n_tokens": n_pos}
     if max_new_tokens:
         eos = rm.tokenizer.eos_token_id
         out["default_text"] = rm.tokenizer.decode(

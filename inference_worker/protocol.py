@@ -1,13 +1,15 @@
 """The contract between the web side and the inference worker, in one place both import.
 
-Pure Python (no Django, no Celery, no torch): task names, Redis key prefixes, and the one parser of
-Neuronpedia's source ids. A name or prefix changed here changes on both sides at once.
+Pure Python (no Django, no Celery, no torch): task names, Redis key prefixes, the one parser of
+Neuronpedia's source ids, and the typed shapes of the worker's replies (JSON, in Neuronpedia's
+inference-server camelCase). A name, prefix or reply field changed here changes on both sides at once.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Generic, Literal, TypedDict, TypeVar
 
 # --- Celery task names (queue: inference.<model_id>) ------------------------------------------------
 TASK_PREFIX = "inference_worker.tasks."
@@ -64,3 +66,174 @@ def is_valid_source_id(source_id: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- Replies ----------------------------------------------------------------------------------------
+# An interactive operation's task returns `OkReply[<its result>]` or `ErrorReply` (what `ok_reply` and
+# `error_reply` build); `steer` also streams partial `SteerReply`s (STREAM_PREFIX).
+
+SteerType = Literal["STEERED", "DEFAULT"]
+
+
+class TokenizeReply(TypedDict):
+    tokens: list[int]
+    tokenStrings: list[str]
+    tokensIsSpecial: list[bool]
+    prependBos: bool
+
+
+class ActivationValues(TypedDict):
+    values: list[float]
+    maxValue: float
+    maxValueIndex: int
+
+
+class ActivationReply(TypedDict):
+    """`activation_single`: one feature (or vector) over the prompt's tokens."""
+
+    tokens: list[str]
+    tokensIsSpecial: list[bool]
+    activation: ActivationValues
+
+
+class FeatureActivationReply(TypedDict):
+    source: str
+    index: int
+    values: list[float]
+    maxValue: float
+    maxValueIndex: int
+    sumValues: float
+
+
+class SearchAllReply(TypedDict):
+    tokens: list[str]
+    activations: list[FeatureActivationReply]
+
+
+class TopFeature(TypedDict):
+    featureIndex: int
+    activationValue: float
+
+
+class TokenTopFeaturesReply(TypedDict):
+    token: str
+    tokenPosition: int
+    isSpecial: bool
+    topFeatures: list[TopFeature]
+
+
+class TopkByTokenReply(TypedDict):
+    tokens: list[str]
+    results: list[TokenTopFeaturesReply]
+
+
+class ActiveFeaturesReply(TypedDict):
+    tokens: list[str]
+    activeFeatures: dict[str, list[list[float]]]  # feature index -> [[position, value], ...]
+
+
+class DecoderVectorReply(TypedDict):
+    vector: list[float]
+    hookName: str
+
+
+class FeatureRef(TypedDict):
+    model: str
+    source: str
+    index: int
+
+
+class CossimEntry(TypedDict):
+    feature: FeatureRef
+    cosineSimilarity: float
+
+
+class CossimReply(TypedDict):
+    topkDecoderCossimFeatures: list[CossimEntry]
+
+
+class ChatMessageDict(TypedDict):
+    role: str
+    content: str
+
+
+class TopLogprob(TypedDict):
+    token: str
+    logprob: float
+
+
+class TokenLogprobReply(TypedDict):
+    token: str
+    logprob: float
+    topLogprobs: list[TopLogprob]
+
+
+# Optional fields sit in a `total=False` base (not `NotRequired[...]`): with postponed annotations,
+# only `total` is visible to runtime introspection (`__required_keys__`).
+class _SteerOutputOptional(TypedDict, total=False):
+    output: str
+    raw: str
+    chatTemplate: list[ChatMessageDict]
+    logprobs: list[TokenLogprobReply]
+
+
+class SteerOutputReply(_SteerOutputOptional):
+    """One continuation: `output` for a completion; `raw` and `chatTemplate` for a chat."""
+
+    type: SteerType
+
+
+class SteerInput(TypedDict):
+    chatTemplate: list[ChatMessageDict]
+    raw: str
+
+
+class _SteerReplyOptional(TypedDict, total=False):
+    input: SteerInput
+
+
+class SteerReply(_SteerReplyOptional):
+    """`/steer/completion` (outputs) or `/steer/completion-chat` (input and outputs)."""
+
+    outputs: list[SteerOutputReply]
+
+
+class TokenProb(TypedDict):
+    token: str
+    token_id: int
+    prob: float
+    logit: float
+
+
+class InterventionReply(TypedDict):
+    """`graph_intervene`: the next-token distribution before and after, and greedy continuations."""
+
+    before: list[TokenProb]
+    after: list[TokenProb]
+    default_text: str
+    steered_text: str
+    n_tokens: int
+
+
+OperationResult = TypeVar(
+    "OperationResult", TokenizeReply, ActivationReply, SearchAllReply, TopkByTokenReply,
+    ActiveFeaturesReply, DecoderVectorReply, CossimReply, SteerReply, InterventionReply)
+
+
+class OkReply(TypedDict, Generic[OperationResult]):
+    ok: Literal[True]
+    result: OperationResult
+
+
+class ErrorReply(TypedDict):
+    ok: Literal[False]
+    error: str  # safe to show
+    status: int  # the HTTP status the web side answers with
+
+
+def ok_reply(result: OperationResult) -> OkReply[OperationResult]:
+    return {"ok": True, "result": result}
+
+
+def error_reply(error: str, status: int) -> ErrorReply:
+    return {"ok": False, "error": error, "status": status}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float
@@ -14,6 +14,14 @@ from torch import Tensor
 from inference_worker.models import model_device
 from inference_worker.ops.limits import DEFAULT_LIMITS, Limits
 from inference_worker.ops.tokens import Tokenized, tokenize
+from inference_worker.protocol import (
+    ActivationReply,
+    ActiveFeaturesReply,
+    FeatureActivationReply,
+    SearchAllReply,
+    TokenTopFeaturesReply,
+    TopkByTokenReply,
+)
 from inference_worker.saes import Source, SourceRegistry, hook_layer
 
 if TYPE_CHECKING:
@@ -69,7 +77,7 @@ class ActivationResult:
     max_value: float
     max_value_index: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ActivationReply:
         return {
             "tokens": list(self.tokens.strings),
             "tokensIsSpecial": list(self.tokens.is_special),
@@ -121,7 +129,7 @@ class FeatureActivation:
     max_value_index: int
     sum_values: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> FeatureActivationReply:
         return {"source": self.source, "index": self.index, "values": list(self.values),
                 "maxValue": self.max_value, "maxValueIndex": self.max_value_index,
                 "sumValues": self.sum_values}
@@ -132,7 +140,7 @@ class SearchAllResult:
     tokens: Tokenized
     activations: tuple[FeatureActivation, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SearchAllReply:
         return {"tokens": list(self.tokens.strings),
                 "activations": [a.to_dict() for a in self.activations]}
 
@@ -192,7 +200,7 @@ class TokenTopFeatures:
     is_special: bool
     features: tuple[tuple[int, float], ...]  # (featureIndex, activationValue), descending
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TokenTopFeaturesReply:
         return {"token": self.token, "tokenPosition": self.position, "isSpecial": self.is_special,
                 "topFeatures": [{"featureIndex": i, "activationValue": v}
                                 for i, v in self.features]}
@@ -203,7 +211,7 @@ class TopkByTokenResult:
     tokens: Tokenized
     results: tuple[TokenTopFeatures, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TopkByTokenReply:
         return {"tokens": list(self.tokens.strings), "results": [r.to_dict() for r in self.results]}
 
 
@@ -230,7 +238,7 @@ class ActiveFeaturesResult:
     tokens: Tokenized
     active: dict[int, tuple[tuple[int, float], ...]]  # feature index -> ((position, value), ...)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ActiveFeaturesReply:
         return {"tokens": list(self.tokens.strings),
                 "activeFeatures": {str(i): [[pos, value] for pos, value in hits]
                                    for i, hits in self.active.items()}}

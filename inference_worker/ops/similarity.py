@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from inference_worker.ops.limits import DEFAULT_LIMITS, Limits
+from inference_worker.protocol import CossimReply, DecoderVectorReply
 from inference_worker.saes import Source
 
 
@@ -22,7 +22,7 @@ class DecoderVector:
     hook_name: str
     vector: tuple[float, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DecoderVectorReply:
         return {"vector": list(self.vector), "hookName": self.hook_name}
 
 
@@ -40,7 +40,7 @@ class CossimResult:
     source: str
     features: tuple[tuple[int, float], ...]  # (index, cosine), descending
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CossimReply:
         return {"topkDecoderCossimFeatures": [
             {"feature": {"model": self.model_id, "source": self.source, "index": i},
              "cosineSimilarity": c} for i, c in self.features]}

@@ -27,6 +27,13 @@ from inference_worker.ops.tokens import (
     tokenize,
     tokenize_ids,
 )
+from inference_worker.protocol import (
+    ChatMessageDict,
+    SteerOutputReply,
+    SteerReply,
+    SteerType,
+    TokenLogprobReply,
+)
 from inference_worker.saes import FwdHooks, SourceRegistry
 
 if TYPE_CHECKING:
@@ -34,7 +41,6 @@ if TYPE_CHECKING:
     from transformer_lens.hook_points import HookPoint
 
 SteerMethod = Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"]
-SteerType = Literal["STEERED", "DEFAULT"]
 
 
 # ---------------------------------------------------------------- requests
@@ -59,7 +65,7 @@ class ChatMessage:
     role: str
     content: str
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> ChatMessageDict:
         return {"role": self.role, "content": self.content}
 
 
@@ -194,7 +200,7 @@ class TokenLogprob:
     logprob: float
     top: tuple[tuple[str, float], ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TokenLogprobReply:
         return {"token": self.token, "logprob": self.logprob,
                 "topLogprobs": [{"token": t, "logprob": lp} for t, lp in self.top]}
 
@@ -219,11 +225,11 @@ class SteerResult:
     def output(self, steer_type: SteerType) -> SteerOutput:
         return next(o for o in self.outputs if o.type == steer_type)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SteerReply:
         """Neuronpedia ``/steer/completion`` or ``/steer/completion-chat`` response shape."""
-        outs = []
+        outs: list[SteerOutputReply] = []
         for o in self.outputs:
-            d: dict[str, Any] = {"type": o.type}
+            d: SteerOutputReply = {"type": o.type}
             if self.request.is_chat:
                 assert self.request.messages is not None
                 msgs = [m.to_dict() for m in self.request.messages]
@@ -248,7 +254,8 @@ def _prompt_tokens(model: HookedTransformer, request: SteerRequest, limits: Limi
                    ) -> tuple[Tokenized, str]:
     tokenizer = model_tokenizer(model)
     if request.messages is not None:
-        text = tokenizer.apply_chat_template([m.to_dict() for m in request.messages],
+        text = tokenizer.apply_chat_template([{"role": m.role, "content": m.content}
+                                              for m in request.messages],
                                              tokenize=False, add_generation_prompt=True)
         assert isinstance(text, str)  # tokenize=False: the rendered prompt
         ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])

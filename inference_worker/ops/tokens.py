@@ -35,7 +35,7 @@ class Tokenized:
     def starts_with_bos(self) -> bool:
         return self.prepend_bos or (len(self.is_special) > 0 and self.is_special[0])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, list[int] | list[str] | bool]:
         return {"tokens": list(self.ids), "tokenStrings": list(self.strings),
                 "prependBos": self.prepend_bos}
 
