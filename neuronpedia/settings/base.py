@@ -173,6 +173,8 @@ CELERY_BEAT_SCHEDULE = {
 INFERENCE_LIVENESS_TTL_SECONDS = env.get_int("INFERENCE_LIVENESS_TTL_SECONDS", 4)
 INFERENCE_QUEUE_LIMIT = env.get_int("INFERENCE_QUEUE_LIMIT", 8)
 INFERENCE_RETRY_AFTER_SECONDS = env.get_int("INFERENCE_RETRY_AFTER_SECONDS", 5)
+# An inference worker re-checks a transcoder set that is still training this often (inference/tasks).
+NP_TRANSCODER_POLL_SECONDS = env.get_float("NP_TRANSCODER_POLL_SECONDS", 10.0)
 NP_DATA_DIR = devservices.data_dir()
 # Neuronpedia export layout to import from: an http(s) base or a local folder (v1/ level).
 NP_IMPORT_BASE = env.get("NP_IMPORT_BASE", "https://neuronpedia-datasets.s3.amazonaws.com/v1")
