@@ -1,7 +1,9 @@
-"""The API rate limiter counts in Django's cache (CACHES: Redis), so every web process shares the counts."""
+"""The API rate limiter counts in Django's cache (CACHES: Redis), so every web process shares the counts;
+with the cache unreachable, the limiter and the sign-in throttle let requests through."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from typing import Any
@@ -50,3 +52,26 @@ def test_the_counter_expires_with_its_window(limited: Any) -> None:
     _post("10.3.0.4")
     ttl = cache._cache.get_client().ttl(cache.make_key(_counter(limited, "ip:10.3.0.4")))
     assert 0 < ttl <= limited.NP_RATE_LIMIT_WINDOW_SECONDS + 1
+
+
+def _unreachable_cache(settings: Any) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{port}/0"}}
+
+
+def test_the_limiter_fails_open_when_the_cache_is_unreachable(limited: Any) -> None:
+    _unreachable_cache(limited)
+    responses = [_post("10.3.0.5") for _ in range(5)]  # more than the limit of 3
+    assert [r.status_code for r in responses] == [200] * 5
+    assert "x-limit-remaining" not in responses[0]
+
+
+def test_sign_in_works_unthrottled_when_the_cache_is_unreachable(settings: Any, alice: Any) -> None:
+    _unreachable_cache(settings)
+    settings.NP_LOGIN_MAX_FAILURES = 1
+    Client(REMOTE_ADDR="10.3.0.6").post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    signed_in = Client(REMOTE_ADDR="10.3.0.6").post("/accounts/login/",
+                                                    {"username": "alice", "password": "pw-alice"})
+    assert signed_in.status_code == 302
