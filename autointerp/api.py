@@ -25,13 +25,15 @@ from autointerp.llm import ProviderError, UnparseableOutput
 from autointerp.scorers import SCORE_TYPES, scoring_set_for_feature
 from autointerp.search import SearchFilters, SearchScope, search_explanations
 from features import selectors
-from features.api import schema  # noqa: F401  (registers the x-api-key security scheme)
-from features.api.inference_views import validated, visible_source
-from features.api.permissions import HasApiKey, can_view_model, can_view_source
-from features.api.schema import JSON_ONLY, error, errors
-from features.api.serializers import ExplanationOutSerializer, IdField, IndexField, parse_id
+from features.api.permissions import HasApiKey, can_view_model, can_view_source, visible_source
+from features.api.serializers import ExplanationOutSerializer
 from features.models import Explanation, Feature, ScoreStatus, SourceRelease, Visibility
-from neuronpedia import fields
+from neuronpedia.api import (
+    fields,
+    schema,  # noqa: F401  (registers the x-api-key security scheme)
+)
+from neuronpedia.api.fields import IdField, IndexField, parse_id
+from neuronpedia.api.schema import JSON_ONLY, error, errors, validated
 
 EXPLANATIONS = ["explanations"]
 PAGE_SIZE = 20

@@ -11,6 +11,15 @@ def _send_batch(job: Any) -> None:
     autointerp_batch_task.delay(job.id)
 
 
+def _score_human_explanation(sender: Any, explanation: Any, **_: Any) -> None:
+    """A person's new explanation gets its headline score, offline, once its transaction commits."""
+    from django.db import transaction  # noqa: PLC0415
+
+    from autointerp.tasks import score_headline_task  # noqa: PLC0415
+
+    transaction.on_commit(lambda: score_headline_task.delay(explanation.pk))
+
+
 class AutointerpConfig(AppConfig):
     name = "autointerp"
 
@@ -20,3 +29,6 @@ class AutointerpConfig(AppConfig):
 
         # a batch skips the features it already explained and scored: a re-run resumes
         registry.register(JobKind.AUTOINTERP_BATCH, _send_batch)
+        from features.signals import human_explanation_created  # noqa: PLC0415
+
+        human_explanation_created.connect(_score_human_explanation, dispatch_uid="autointerp-score-human")

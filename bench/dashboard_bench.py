@@ -115,7 +115,7 @@ SAEDASHBOARD_PYTHON = Path.home() / ".cache/neuronpedia/sae-dashboard-venv/bin/p
 
 
 def copy_payload_seconds(result: Any) -> tuple[float | None, int, str]:
-    """Time the binary COPY encoding of every example row (features.dashboards), no database."""
+    """Time the binary COPY encoding of every example row (inference.dashboards), no database."""
     try:
         import os
 
@@ -125,7 +125,7 @@ def copy_payload_seconds(result: Any) -> tuple[float | None, int, str]:
         django.setup()
         from datetime import UTC, datetime
 
-        from features.dashboards import FEATURE_BATCH, _activation_blocks
+        from inference.dashboards import FEATURE_BATCH, _activation_blocks
     except Exception as exc:  # noqa: BLE001
         return None, 0, f"{type(exc).__name__}: {exc}"
     ids = {f: f + 1 for f in range(result.d_sae)}

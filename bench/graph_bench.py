@@ -15,7 +15,7 @@ Then, per prompt and repeat, in alternating order:
   model, and separately attribute + circuit-tracer's pruning and graph-JSON pieces (what its
   `create_graph_files` does, without writing files);
 - **our job**: `graphs.services.request_graph` (Graph + Job rows) then the worker task's body
-  `inference_worker.graph_tasks.run_graph_job` (claim, progress writes per phase, prompt check,
+  `inference.tasks.graphs.run_graph_job` (claim, progress writes per phase, prompt check,
   attribute, prune + JSON, store in PostgreSQL with compressed links, job DONE).
 
 Overhead = median(our job) / median(direct) - 1. Transcoders: `--transcoders` PATH, else the project's
@@ -79,7 +79,7 @@ def main() -> None:
     from features.models import Model, SourceSet
     from graphs import services
     from graphs.models import Graph
-    from inference_worker import graph_tasks
+    from inference.tasks import graphs as graph_tasks
     from inference_worker.attribution import GraphParams, graph_to_json, prompt_text, run_attribution
     from inference_worker.config import WorkerConfig
     from inference_worker.runtime import get_worker

@@ -40,7 +40,8 @@ def median_ms(fn, runs: int) -> float:
 
 
 def start_worker() -> subprocess.Popen:
-    from features import demo, inference
+    from inference import client as inference
+    from inference import demo
 
     proc = subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config",
                              str(demo.DEMO_CONFIG), "--name", "bench-worker", "--loglevel", "WARNING"],
@@ -54,8 +55,9 @@ def start_worker() -> subprocess.Popen:
 
 
 def queue_vs_inprocess(runs: int) -> list[tuple[str, float, float]]:
-    from features import demo, inference
-    from inference_worker import tasks
+    from inference import client as inference
+    from inference import demo
+    from inference.tasks import operations as tasks
 
     os.environ[tasks.CONFIG_ENV] = str(demo.DEMO_CONFIG)
     tasks.loaded()  # the same model + SAE in this process
@@ -98,7 +100,7 @@ def search_all_scaling(runs: int) -> list[tuple[int, float, float]]:
     from sae_lens import TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from inference_worker import tasks
+    from inference.tasks import operations as tasks
     from inference_worker.ops import capture_hooks, search_all, tokenize
     from inference_worker.saes import SourceRegistry, source_from_sae
 

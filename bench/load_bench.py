@@ -90,7 +90,7 @@ def create_database() -> None:
 
 
 SEED = f"""
-from features import demo
+from inference import demo
 from features.models import Activation, Explanation, Feature
 source = demo.register_demo_source()
 if Feature.objects.filter(source=source).count() < {N_FEATURES}:
@@ -114,7 +114,7 @@ def seed() -> None:
 
 
 def start_worker() -> subprocess.Popen:
-    from features import demo
+    from inference import demo
 
     return subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config",
                              str(demo.DEMO_CONFIG), "--name", "loadbench-worker", "--loglevel", "WARNING"],

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 
 from features import models as m
@@ -36,20 +34,6 @@ class SourceAdmin(admin.ModelAdmin):
     list_filter = ["model", "has_dashboards", "inference_enabled"]
     search_fields = ["name", "hook_name", "saelens_release", "saelens_sae_id"]
     list_select_related = ["model", "source_set"]
-    actions = ["generate_dashboards"]
-
-    @admin.action(description="Generate dashboards")
-    def generate_dashboards(self, request: Any, queryset: Any) -> Any:
-        """One job per selected source (default parameters); redirects to the (last) job's page."""
-        from django.shortcuts import redirect  # noqa: PLC0415
-
-        from features.dashboards import start_dashboard_job  # noqa: PLC0415
-
-        jobs = [start_dashboard_job(source=s, requested_by=request.user) for s in queryset]
-        if not jobs:
-            return None
-        self.message_user(request, f"queued {len(jobs)} dashboard job(s)")
-        return redirect("jobs:job-detail", job_id=jobs[-1].id)
 
 
 @admin.register(m.Eval)

@@ -17,12 +17,6 @@ def _send_export(job: Any) -> None:
     export_source_task.delay(job.id)
 
 
-def _send_dashboards(job: Any) -> None:
-    from features.dashboards import enqueue_dashboard_job  # noqa: PLC0415
-
-    enqueue_dashboard_job(job)
-
-
 class FeaturesConfig(AppConfig):
     name = "features"
     verbose_name = "Catalog and dashboards"
@@ -31,8 +25,6 @@ class FeaturesConfig(AppConfig):
         from neuronpedia.jobs import registry  # noqa: PLC0415
         from neuronpedia.jobs.models import JobKind  # noqa: PLC0415
 
-        # imports resume from their per-file checkpoints, exports rewrite whole files, dashboards resume
-        # from the worker's checkpoint
+        # imports resume from their per-file checkpoints, exports rewrite whole files
         registry.register(JobKind.IMPORT_SOURCE, _send_import)
         registry.register(JobKind.EXPORT_SOURCE, _send_export)
-        registry.register(JobKind.GENERATE_DASHBOARDS, _send_dashboards)

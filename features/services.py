@@ -27,6 +27,7 @@ from features.models import (
     SourceSet,
     Visibility,
 )
+from features.signals import human_explanation_created
 
 VECTOR_HOOK_TYPES = {"hook_resid_pre": "resid-pre", "hook_resid_post": "resid-post"}
 VECTOR_SOURCE_SET_PREFIX = "neuronpedia"
@@ -182,9 +183,7 @@ def create_human_explanation(*, user: Any, feature: Feature, text: str,
                                                  type_id=HUMAN_EXPLANATION_TYPE,
                                                  explanation_model_id=explanation_model or None,
                                                  author=user, triggered_by=user, method="human")
-        from autointerp.tasks import score_headline_task  # noqa: PLC0415
-
-        transaction.on_commit(lambda: score_headline_task.delay(explanation.pk))  # its score, offline
+        human_explanation_created.send(sender=Explanation, explanation=explanation)  # autointerp scores it
         return explanation
 
 

@@ -2,17 +2,17 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from features.views import browse, catalog, feature, jobs, lists, search
+from features.views import browse, catalog, feature, lists, search
 
+# Other apps' pages about features share this namespace: neuronpedia/urls.py puts their patterns
+# (`feature_urlpatterns` of autointerp.urls, inference.urls, neuronpedia.jobs.urls) before these, whose
+# catch-alls come last.
 app_name = "features"
 urlpatterns = [
     path("", catalog.home, name="home"),
     path("jump", catalog.jump, name="jump"),
     path("random", catalog.random_feature, name="random"),
-    # search
-    path("search-explanations", search.explanation_search, name="search-explanations"),
-    path("search", search.inference_search, name="search"),
-    path("search-topk", search.topk_search, name="search-topk"),
+    # search (the pages: autointerp.urls and inference.urls, in this namespace too)
     path("ui/feature-labels", search.feature_labels, name="feature-labels"),
     # SAEBench-style comparison of every source's evals (issue 18)
     path("compare", browse.compare, name="compare"),
@@ -29,9 +29,6 @@ urlpatterns = [
     # embeds (chrome-less, may be framed)
     path("embed/list/<int:list_id>", lists.list_embed, name="list-embed"),
     path("embed/<slug:model_id>/<str:source_name>/<int:index>", browse.feature_embed, name="feature-embed"),
-    # job actions (staff)
-    path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
-    path("jobs/<int:job_id>/resume/", jobs.job_resume, name="job-resume"),
     # catalog
     path("<slug:model_id>/", browse.model_page, name="model"),
     path("<slug:model_id>/random", catalog.random_feature, name="model-random"),
@@ -43,16 +40,10 @@ urlpatterns = [
     path("<slug:model_id>/<str:source_name>/<int:index>", browse.feature_page, name="feature"),
     re_path(r"^(?P<model_id>[-a-zA-Z0-9_]+)/(?P<source_name>[^/]+)/(?P<index>[0-9]+)/(?P<direction>prev|next)$",
             catalog.neighbour, name="feature-neighbour"),
-    path("<slug:model_id>/<str:source_name>/<int:index>/autointerp", feature.autointerp_action,
-         name="feature-autointerp"),
     path("<slug:model_id>/<str:source_name>/<int:index>/panel/lists", feature.lists_panel,
          name="feature-lists"),
-    path("<slug:model_id>/<str:source_name>/<int:index>/panel/live", feature.live_panel,
-         name="feature-live"),
     path("<slug:model_id>/<str:source_name>/<int:index>/panel/explanations", feature.explanations_panel,
          name="feature-explanations"),
-    path("<slug:model_id>/<str:source_name>/<int:index>/panel/similar", feature.similar_live,
-         name="feature-similar-live"),
     path("<slug:model_id>/<str:source_name>/<int:index>/panel/extras", browse.feature_extras,
          name="feature-extras"),
     # catch-alls last (issue 18): `/{model}/{set}` (else a source: redirect) and `/{release}` (else a model:

@@ -15,14 +15,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from features.api import schema  # noqa: F401  (registers the x-api-key security scheme)
 from features.api.permissions import HasApiKey, can_view_model
-from features.api.schema import JSON_ONLY, errors
 from features.models import Model, Visibility
 from graphs import selectors, services
 from graphs.format import MAX_UPLOAD_BYTES
 from graphs.services import GenerationParams, GraphError
-from neuronpedia import fields
+from neuronpedia.api import (
+    fields,
+    schema,  # noqa: F401  (registers the x-api-key security scheme)
+)
+from neuronpedia.api.schema import JSON_ONLY, errors
 
 TAGS = ["graphs"]
 B = GenerationParams.BOUNDS
@@ -279,7 +281,7 @@ def upload(request: Request) -> Response:
 def intervene(request: Request) -> Response:
     """Set graph feature nodes to a value or scale them (x k; 0 ablates) and get the top next-token
     logits before/after and a greedy continuation with and without the intervention."""
-    from features.inference import InferenceError  # noqa: PLC0415
+    from inference.client import InferenceError  # noqa: PLC0415
 
     d = _validated(GraphInterveneInSerializer, request).validated_data
     graph = selectors.get_graph(request.user, d["modelId"], d["slug"])

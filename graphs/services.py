@@ -297,8 +297,8 @@ def intervention_payload(*, graph: Graph, interventions: list[dict[str, Any]], t
 def run_intervention(*, graph: Graph, interventions: list[dict[str, Any]], top_k: int = 10,
                      max_new_tokens: int = 12, timeout: float = 180.0) -> dict[str, Any]:
     """Send the intervention to the model's inference worker and return its reply (before/after top
-    logits, default and steered continuations). Raises features.inference.InferenceError."""
-    from features import inference  # noqa: PLC0415
+    logits, default and steered continuations). Raises inference.client.InferenceError."""
+    from inference import client as inference  # noqa: PLC0415
 
     payload = intervention_payload(graph=graph, interventions=interventions, top_k=top_k,
                                    max_new_tokens=max_new_tokens)

@@ -30,7 +30,7 @@ def _model(request: HttpRequest, model_id: str) -> Model:
 
 
 def _has_worker(model_id: str) -> bool:
-    from features import inference  # noqa: PLC0415
+    from inference import client as inference  # noqa: PLC0415
 
     return inference.live_hosts(model_id).exists()
 

@@ -4,7 +4,7 @@ Python's json module recurses once per nesting level: `'[' * 5000 + ']' * 5000` 
 (a 500), and a document a little under the interpreter's limit parses but then breaks whatever walks it
 next (serializers, json.dumps into a JSONField). No endpoint takes more than a few levels, so anything
 deeper than MAX_JSON_DEPTH is refused before a view sees it. Every DRF view uses this parser
-(REST_FRAMEWORK's DEFAULT_PARSER_CLASSES and features.api.schema.JSON_ONLY)."""
+(REST_FRAMEWORK's DEFAULT_PARSER_CLASSES and neuronpedia.api.schema.JSON_ONLY)."""
 
 from __future__ import annotations
 

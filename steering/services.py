@@ -26,8 +26,8 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
-from features import inference
 from features.models import Feature, Model, Source
+from inference import client as inference
 from steering.models import SteerMethod, SteerOutput, SteerOutputFeature, SteerType, steer_cache_key
 
 STEERING_VERSION = 1
@@ -48,7 +48,7 @@ STREAM_IDLE_SECONDS = 60.0
 STREAM_TOTAL_SECONDS = 300.0
 BLOCKING_TIMEOUT_SECONDS = 180.0
 TYPES = (SteerType.STEERED, SteerType.DEFAULT)
-STREAM_PREFIX = "np:stream:"  # = inference_worker.tasks.STREAM_PREFIX (worker-side module, not imported)
+STREAM_PREFIX = inference.STREAM_PREFIX  # where the worker publishes partial results (protocol)
 
 ChatMessages = list[dict[str, str]]
 

@@ -10,8 +10,8 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from features import selectors
-from features.api.serializers import MAX_INDEX, parse_id
 from features.views.search import catalog_json
+from neuronpedia.api.fields import MAX_INDEX, parse_id
 from steering.models import SteerMethod, SteerOutput
 from steering.selectors import get_steer_result
 

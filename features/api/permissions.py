@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
+from features import selectors
 from features.models import FeatureList, Model, Source, SourceSet, Visibility
 
 API_KEY_HINT = ("Authentication required: set the x-api-key header to an API key from your account "
@@ -61,3 +63,14 @@ def can_view_list(user: Any, feature_list: FeatureList) -> bool:
 
 def owns_list(user: Any, feature_list: FeatureList) -> bool:
     return _is(user, feature_list.owner_id)
+
+
+def visible_source(user: Any, model_id: str, source_name: str) -> Source:
+    """The source `model_id/source_name` if `user` may see it; Http404 (as if absent) otherwise."""
+    try:
+        source = selectors.get_source(model_id, source_name)
+    except Http404:
+        raise Http404(f"source {model_id}/{source_name} not found") from None
+    if not can_view_source(user, source):
+        raise Http404(f"source {model_id}/{source_name} not found")
+    return source

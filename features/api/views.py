@@ -16,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from features import selectors, services
-from features.api import schema  # noqa: F401  (registers the x-api-key security scheme)
 from features.api import serializers as s
 from features.api.permissions import (
     HasApiKey,
@@ -27,8 +26,10 @@ from features.api.permissions import (
     owns_list,
     owns_source,
 )
-from features.api.schema import JSON_ONLY, errors
 from features.models import Feature, FeatureList, Model
+from neuronpedia.api import schema  # noqa: F401  (registers the x-api-key security scheme)
+from neuronpedia.api.fields import MAX_INDEX, parse_id
+from neuronpedia.api.schema import JSON_ONLY, errors
 
 LISTS, VECTORS, FEATURES = ["lists"], ["vectors"], ["features"]
 
@@ -70,7 +71,7 @@ def _url(request: Request, path: str) -> str:
 def feature_detail(request: Request, model_id: str, source_name: str, index: str) -> Response:
     """A feature with its model, source, source set, activations (by maxValue desc), explanations
     (with scores) and lists."""
-    number = s.parse_id(index, s.MAX_INDEX)
+    number = parse_id(index, MAX_INDEX)
     if number is None:
         raise Http404(f"feature {model_id}/{source_name}/{index} not found")
     found = selectors.features_by_keys([(model_id, source_name, number)])
@@ -185,7 +186,7 @@ def activation_get(request: Request) -> Response:
 @permission_classes([AllowAny])
 def explanation_detail(request: Request, explanation_id: str) -> Response:
     """One explanation with its scores, by id."""
-    if explanation_id.isdigit() and s.parse_id(explanation_id) is None:  # too large for an id
+    if explanation_id.isdigit() and parse_id(explanation_id) is None:  # too large for an id
         raise Http404(f"explanation {explanation_id} not found")
     explanation = selectors.get_explanation(explanation_id)
     if not can_view_source(request.user, explanation.feature.source):
@@ -213,7 +214,7 @@ def explanation_new(request: Request) -> Response:
 # --- Lists ---------------------------------------------------------------------------------------
 
 def _list(user: Any, list_id: str, *, write: bool) -> FeatureList:
-    number = s.parse_id(list_id)
+    number = parse_id(list_id)
     if number is None:
         raise Http404(f"list {list_id} not found")
     feature_list = selectors.get_feature_list(number)

@@ -18,7 +18,8 @@ from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
-from features import browse, inference
+from features import browse
+from features.hosts import live_hosts, live_source_names
 from features.models import InferenceHost, Source
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
@@ -39,7 +40,7 @@ def _slash_fallback(request: HttpRequest, message: str) -> HttpResponse:
 
 
 def _live_pairs(model_ids: set[str]) -> set[tuple[str, str]]:
-    return {(m, s) for m in model_ids for s in inference.live_source_names(m)}
+    return {(m, s) for m in model_ids for s in live_source_names(m)}
 
 
 # --- release -------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ def source_set_page(request: HttpRequest, model_id: str, name: str) -> HttpRespo
         )
     if panel == "umap":
         return render(request, "features/source_set.html#umap", _umap_context(source_set, sources))
-    live = inference.live_source_names(model_id)
+    live = live_source_names(model_id)
     rows = browse.source_rows(sources, {(model_id, s) for s in live})
     context = {
         "set": source_set,
@@ -216,8 +217,8 @@ def _circles(points: list[dict[str, Any]]) -> str:
 def model_page(request: HttpRequest, model_id: str) -> HttpResponse:
     model = browse.get_model_with_sets(model_id)
     sets = browse.model_source_sets(model)
-    live_names = inference.live_source_names(model.id)
-    hosts = list(inference.live_hosts(model.id).prefetch_related("sources"))
+    live_names = live_source_names(model.id)
+    hosts = list(live_hosts(model.id).prefetch_related("sources"))
     known_hosts = InferenceHost.objects.filter(model=model).order_by("-heartbeat_at")[:5]
     layers, grid = browse.layer_grid(sets)
     rows = browse.source_rows(

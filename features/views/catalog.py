@@ -9,9 +9,10 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
-from features import inference, selectors
-from features.api.serializers import parse_id
+from features import selectors
+from features.hosts import live_hosts, live_source_names
 from features.views import present
+from neuronpedia.api.fields import parse_id
 
 
 @require_GET
@@ -32,10 +33,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def model_page(request: HttpRequest, model_id: str) -> HttpResponse:
     model = selectors.get_model(model_id)
-    live = set(inference.live_source_names(model.id))
+    live = set(live_source_names(model.id))
     return render(request, "features/model_detail.html", {
         "model": model, "source_sets": selectors.source_sets_for_model(model), "live_sources": live,
-        "has_worker": inference.live_hosts(model.id).exists()})
+        "has_worker": live_hosts(model.id).exists()})
 
 
 @require_GET
@@ -56,7 +57,7 @@ def source_page(request: HttpRequest, model_id: str, source_name: str) -> HttpRe
         return render(request, "features/source_detail.html#browser", context)
     context.update(config=sorted((source.saelens_config or {}).items()),
                    eval_groups=present.eval_groups(selectors.evals_for_source(source)),
-                   has_worker=source.name in inference.live_source_names(source.model_id))
+                   has_worker=source.name in live_source_names(source.model_id))
     return render(request, "features/source_detail.html", context)
 
 

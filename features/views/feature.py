@@ -1,4 +1,5 @@
-"""The feature dashboard page, its embed, and its lazily loaded panels (lists, live inference)."""
+"""The feature dashboard page, its embed, and its lazily loaded panels (lists, explanations). The live
+panels: inference.views; "explain this feature": autointerp.feature_pages."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET
 
-from features import inference, selectors
-from features.api.serializers import parse_id
+from features import selectors
 from features.models import Feature
 from features.views import present
+from neuronpedia.api.fields import parse_id
 
 DEFAULT_STEER_STRENGTH = 40.0
 
@@ -90,72 +91,3 @@ def explanations_panel(request: HttpRequest, model_id: str, source_name: str, in
     return render(request, "features/_explanations.html#items",
                   {"feature": feature, "explanations": list(feature.explanations.all()), "oob": True},
                   status=286)
-
-
-@require_GET
-def live_panel(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
-    """The "test custom text" box: usable when a live worker serves this source, else says why not."""
-    feature = selectors.get_feature_row(model_id, source_name, index)
-    return render(request, "features/_live_panel.html",
-                  {"feature": feature, "live_error": _live_error(model_id, source_name)})
-
-
-def _live_error(model_id: str, source_name: str) -> str:
-    try:
-        inference.require_live(model_id, [source_name])
-    except inference.NoInferenceWorker as exc:
-        return str(exc)
-    return ""
-
-
-@require_http_methods(["GET", "POST"])
-def similar_live(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
-    """Live decoder cos-sim neighbours through the model's inference worker."""
-    feature = selectors.get_feature_row(model_id, source_name, index)
-    results: list[dict[str, Any]] = []
-    error = ""
-    try:
-        reply = inference.run_inference(model_id, "topk_decoder_cossim",
-                                         {"source": source_name, "index": index, "numResults": 11},
-                                         source_names=[source_name], timeout=60)
-    except inference.InferenceError as exc:
-        error = str(exc)
-    else:
-        rows = [(r["feature"], r["cosineSimilarity"]) for r in reply.get("topkDecoderCossimFeatures", [])]
-        rows = [(f, c) for f, c in rows if not (f["index"] == index and f["source"] == source_name)]
-        names = selectors.top_explanations_by_index(model_id, source_name, [f["index"] for f, _ in rows])
-        results = [{"index": f["index"], "value": c, "explanation": names.get(f["index"], ""),
-                    "url": reverse("features:feature", args=[f.get("model") or model_id, f["source"],
-                                                             f["index"]])} for f, c in rows]
-    return render(request, "features/_similar_live.html",
-                  {"feature": feature, "results": results, "error": error})
-
-
-@require_http_methods(["POST"])
-def autointerp_action(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
-    """Explain this feature, or score its explanations, as an autointerp job (the same batch job the
-    Celery CLI starts, for one feature). Answers the job's polled status fragment (htmx) or redirects to
-    the job page."""
-    from autointerp.batch import BatchParams  # noqa: PLC0415
-    from autointerp.services import start_autointerp_batch  # noqa: PLC0415
-
-    feature = selectors.get_feature_row(model_id, source_name, index)
-    if not request.user.is_authenticated:
-        return HttpResponse("Sign in to run autointerp.", status=403)
-    action = request.POST.get("action", "explain")
-    fields: dict[str, Any] = {
-        "action": action, "feature_ids": (feature.pk,), "concurrency": 1, "user_id": request.user.pk,
-        "explainer_type": request.POST.get("explainer_type", "np_offline"),
-        "model": (request.POST.get("model") or "smollm2-135m-instruct").strip()[:200],
-    }
-    if action == "score":
-        fields["score_types"] = (request.POST.get("score_type", "eleuther_embedding"),)
-    try:
-        job = start_autointerp_batch(params=BatchParams(**fields), requested_by=request.user)
-    except ValueError as exc:
-        # htmx swaps only 2xx answers: the form's output area shows why (a plain POST gets the 400)
-        return render(request, "features/_autointerp_started.html", {"error": str(exc), "feature": feature},
-                      status=200 if request.htmx else 400)
-    if not request.htmx:
-        return redirect("jobs:job-detail", job.pk)
-    return render(request, "features/_autointerp_started.html", {"job": job, "feature": feature})

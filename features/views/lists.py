@@ -12,10 +12,10 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from features import selectors, services
-from features.api.serializers import parse_id
 from features.forms import AddFeatureForm, FeatureListForm, NoteForm
 from features.models import Feature, FeatureList, Visibility
 from features.views.feature import lists_panel_context
+from neuronpedia.api.fields import parse_id
 
 
 def _visible_list(request: HttpRequest, list_id: int) -> FeatureList:

@@ -33,6 +33,8 @@ LOCAL_APPS = [
     "steering",
     "autointerp",
     "graphs",
+    "inference",
+    "neuronpedia.demo",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

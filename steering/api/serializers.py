@@ -8,8 +8,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from features.api.serializers import IndexField
-from neuronpedia import fields
+from neuronpedia.api import fields
+from neuronpedia.api.fields import IndexField
 from steering import services as svc
 from steering.models import SteerMethod, SteerOutput, SteerType
 from steering.selectors import SteerPair

@@ -1,7 +1,7 @@
 """/api/steer, /api/steer-chat and /api/steer-load. Thin: validate, resolve the features the caller may
 see, plan (cache lookup, liveness), then answer JSON or relay the generation as Server-Sent Events.
 All steering logic (cache keys, storing, streaming) lives in steering.services. steer and steer-chat
-are async views (features.api.inference_views.async_inference_view): validation and planning run in a
+are async views (inference.api.views.async_inference_view): validation and planning run in a
 thread, waiting for the worker (and relaying its stream) on the event loop."""
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from features.api.inference_views import (
+from features.api.permissions import can_view_model, can_view_source
+from features.models import Feature, Model
+from inference.api.views import (
     Deferred,
     async_inference_view,
     handles_inference_errors,
     inference_responses,
     require_live_inference,
-    validated,
 )
-from features.api.permissions import can_view_model, can_view_source
-from features.api.schema import JSON_ONLY
-from features.models import Feature, Model
+from neuronpedia.api.schema import JSON_ONLY, validated
 from steering import selectors, services
 from steering.api import serializers as s
 

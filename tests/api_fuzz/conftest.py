@@ -111,7 +111,7 @@ def api_schema(live_server: Any, fuzz_data: dict[str, Any]) -> Any:
                    "content_type_conformance": {"enabled": True},
                    "response_schema_conformance": {"enabled": True},
                    # a request the schema forbids (a number for a string, a boolean for a number, a blank
-                   # name, an unknown enum value...) must be refused: strict fields, neuronpedia/fields.py
+                   # name, an unknown enum value...) must be refused: strict fields, neuronpedia/api/fields.py
                    "negative_data_rejection": {"enabled": True}},
         # and a request it allows must not be refused by a field's own rules: test_schema_fuzz.py checks
         # that (schemathesis' positive_data_acceptance, less the documented business rules)

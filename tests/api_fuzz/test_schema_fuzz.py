@@ -62,7 +62,7 @@ def test_api_schema_fuzz(case: Any, fuzz_stats: Stats) -> None:
                              f"body {repr(case.body)[:500]}")
 
 
-# --- the strict fields themselves (neuronpedia/fields.py), without a server --------------------------
+# --- the strict fields themselves (neuronpedia/api/fields.py), without a server ----------------------
 
 @pytest.mark.parametrize(("field", "value"), [
     ("char", 123), ("char", 1.5), ("char", True), ("char", ["a"]), ("char", {"a": 1}),
@@ -77,7 +77,7 @@ def test_strict_fields_refuse_what_the_schema_forbids(field: str, value: Any) ->
     from rest_framework import serializers
 
     from features.api.serializers import _web_url
-    from neuronpedia import fields
+    from neuronpedia.api import fields
 
     class Body(serializers.Serializer):
         char = fields.CharField(max_length=10, required=False)
@@ -101,7 +101,7 @@ def test_strict_fields_accept_what_the_schema_allows(field: str, value: Any, sto
     from rest_framework import serializers
 
     from features.api.serializers import _web_url
-    from neuronpedia import fields
+    from neuronpedia.api import fields
 
     class Body(serializers.Serializer):
         char = fields.CharField(max_length=10, required=False)

@@ -1,7 +1,7 @@
 """A REAL inference worker process for the live-inference API tests (the pattern of
 tests/inference/test_worker_e2e.py): `manage.py inference_worker` serving a tiny model built in code
 with an identity SAE saved by SAE-Lens, started once for this package against the test database. The
-worker registers its Model/SourceSet/Source rows itself (features.inference.ensure_catalog_for_worker)
+worker registers its Model/SourceSet/Source rows itself (inference.client.ensure_catalog_for_worker)
 and re-registers within a heartbeat after each transactional test flushes the tables.
 
 The identity SAE (d_in 64, d_sae 128) has W_enc = [I, -I]: feature i < 64 is ReLU(h_i) of the residual
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from features import inference
+from inference import client as inference
 from neuronpedia.accounts.services import create_api_key
 from tests.factories import identity_sae
 from tests.support import child_database_url
@@ -86,7 +86,7 @@ def live(worker: subprocess.Popen, transactional_db: None, settings: Any) -> Non
 
 
 class Spy:
-    """Counts calls of features.inference.run_inference / run_inference_async (the only ways the
+    """Counts calls of inference.client.run_inference / run_inference_async (the only ways the
     services reach a worker without streaming) and of steering.services._start_task (streaming),
     keeping their payloads."""
 

@@ -11,7 +11,7 @@ import redis
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from features import inference
+from inference import client as inference
 from steering import services
 from steering.models import SteerOutput, SteerOutputFeature, SteerType
 from tests import factories

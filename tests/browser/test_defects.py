@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from features import inference
 from features.models import Eval, Feature
+from inference import client as inference
 from tests import factories
 from tests.browser.conftest import SCREENSHOTS, screenshot
 from tests.browser.helpers import log_in

@@ -42,8 +42,8 @@ def _top_feature(graph: Any) -> dict[str, Any]:
 
 
 def test_api_generate_on_the_worker_then_page_and_intervention(live: None, client: Any) -> None:
-    from features import inference
     from graphs.models import Graph
+    from inference import client as inference
 
     resp = client.post("/api/graph/generate", {"prompt": "Paris is the capital of", "modelId": MODEL_ID,
                                                "maxNLogits": 5}, content_type="application/json")
@@ -98,8 +98,8 @@ def test_api_generate_on_the_worker_then_page_and_intervention(live: None, clien
 def _dashboard_from_the_worker(layer: int, index: int) -> None:
     """A small dashboard for the feature (its Feature row and two activation records), with values the
     worker computes on its `{layer}-plt-demo` source (the full dashboard job is tested elsewhere)."""
-    from features import inference
     from features.models import Source
+    from inference import client as inference
     from tests import factories
 
     source = Source.objects.get(model_id=MODEL_ID, name=f"{layer}-{SET}")

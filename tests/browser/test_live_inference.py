@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.urls import NoReverseMatch, reverse
 
-from features import inference
 from features.models import Feature, Source
+from inference import client as inference
 from tests.browser.conftest import screenshot
 from tests.inference.test_worker_e2e import MODEL_ID, SOURCE, worker, worker_config  # noqa: F401
 

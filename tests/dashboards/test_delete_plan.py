@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from features.dashboards import DELETE_GENERATED_SQL, delete_generated_activations
 from features.models import Activation, Feature
+from inference.dashboards import DELETE_GENERATED_SQL, delete_generated_activations
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from features import dashboards as service
 from features.models import Activation, Eval, Feature, Model, Source, SourceSet
+from inference import dashboards as service
 from inference_worker.dashboards import DashboardConfig, generate_dashboards
 from inference_worker.saes import SourceRegistry
 from neuronpedia.jobs.models import Job, JobKind
@@ -80,7 +80,7 @@ def test_a_failed_rewrite_leaves_the_old_rows(source_row: Source, result: Any, m
 def test_a_killed_job_resumes_from_its_checkpoint(source_row: Source, tiny_model: Any, id_source: Any,
                                                   text_dir: Path, monkeypatch: Any, settings: Any,
                                                   tmp_path: Path) -> None:
-    from inference_worker import dashboard_tasks
+    from inference.tasks import dashboards as dashboard_tasks
 
     settings.NP_DATA_DIR = tmp_path
     registry = SourceRegistry([id_source])

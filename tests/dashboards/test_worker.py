@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from features import dashboards as service
 from features.models import Activation, Model, Source, SourceSet
+from inference import dashboards as service
 from neuronpedia.lib.jobs import JobStatus
 from tests.support import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-# The worker command imports inference_worker.tasks; dashboard_tasks is imported here explicitly so the
-# test does not depend on tasks.py importing it.
-START = ("import django; django.setup(); from inference_worker import dashboard_tasks; "
+# The worker command imports the inference.tasks package (every task); the dashboards module is imported
+# here explicitly as well.
+START = ("import django; django.setup(); from inference.tasks import dashboards; "
          "from django.core.management import call_command; "
          "call_command('inference_worker', config=sys.argv[1], loglevel='WARNING')")
 

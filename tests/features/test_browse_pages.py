@@ -366,7 +366,7 @@ def test_correlated_features_and_neurons_are_shown(client, demo_like) -> None:
 
 def test_model_set_and_compare_pages_show_a_live_worker(client, demo_like) -> None:
     """A registered worker whose Redis liveness key is fresh: the pages say which sources it serves."""
-    from features import inference
+    from inference import client as inference
 
     name = "b2-test-worker-tiny"
     inference.register_host(name=name, model=demo_like["model"], device="cpu", dtype="float32",

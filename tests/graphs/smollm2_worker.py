@@ -76,8 +76,8 @@ def stop_worker(proc: subprocess.Popen, django_db_blocker: Any) -> None:
 
 def wait_registered(proc: subprocess.Popen, timeout: float = 300) -> None:
     """Until the worker has (re-)registered in this test's clean database, serving the transcoders."""
-    from features import inference
     from features.models import SourceSet
+    from inference import client as inference
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

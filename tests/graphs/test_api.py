@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from features import inference
 from graphs import services
 from graphs.models import Graph, GraphStatus
+from inference import client as inference
 from neuronpedia.accounts.services import create_api_key
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from features import dashboards
-from features.demo import DEMO_MODEL_ID
 from features.models import Source, SourceSet
-from features.transcoder_training import start_training_job, training_params
+from inference import dashboards
+from inference.demo import DEMO_MODEL_ID
+from inference.transcoder_training import start_training_job, training_params
 from inference_worker.models import build_tiny_model
 from neuronpedia.jobs import services as jobs
 from neuronpedia.jobs.models import Job, JobKind

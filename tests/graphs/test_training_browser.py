@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from features.demo import DEMO_MODEL_ID, register_transcoder_set
-from features.transcoder_training import start_training_job, training_params
+from inference.demo import DEMO_MODEL_ID, register_transcoder_set
+from inference.tasks.transcoders import report
+from inference.transcoder_training import start_training_job, training_params
 from inference_worker import training_transcoders as tt
 from inference_worker.models import build_tiny_model
-from inference_worker.transcoder_tasks import report
 from neuronpedia.jobs import services as jobs
 from tests import factories
 from tests.browser.conftest import browser, page, screenshot  # noqa: F401 - fixtures

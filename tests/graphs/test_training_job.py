@@ -12,12 +12,12 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
-from features import demo
-from features import transcoder_training as training
 from features.models import Eval, Source, SourceSet
+from inference import demo
+from inference import transcoder_training as training
+from inference.tasks.transcoders import run_training_job
 from inference_worker import training_transcoders as tt
 from inference_worker.models import build_tiny_model
-from inference_worker.transcoder_tasks import run_training_job
 from neuronpedia.jobs import services as jobs
 from neuronpedia.lib.jobs import JobStatus
 

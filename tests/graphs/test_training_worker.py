@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from features import dashboards
 from features.models import Activation, Feature, Source
-from features.transcoder_training import start_training_job
+from inference import dashboards
+from inference.transcoder_training import start_training_job
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
 from tests.support import child_database_url

@@ -1,8 +1,8 @@
-"""The worker's graph job body (inference_worker.graph_tasks.run_graph_job) on a tiny model with random
+"""The worker's graph job body (inference.tasks.graphs.run_graph_job) on a tiny model with random
 transcoders written in the trainer's format: a requested graph ends READY with real nodes and links and
 the job DONE with progress; failures (transcoders not trained, prompt too long, cancel) end the job and
 the graph FAILED with a readable reason; re-runs are no-ops or overwrite. Plus the graph_intervene
-operation through the task layer (inference_worker.tasks._reply), with its error statuses."""
+operation through the task layer (inference.tasks.operations._reply), with its error statuses."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from graphs import services
 from graphs.format import feature_coordinates
 from graphs.models import Graph
-from inference_worker import graph_tasks
+from inference.tasks import graphs as graph_tasks
 from inference_worker.config import WorkerConfig
 from inference_worker.runtime import clear_caches, get_worker
 from neuronpedia.jobs.models import Job
@@ -186,7 +186,7 @@ def test_graph_intervene_operation(demo: Any, no_send: Any, worker_factory: Any,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The payload graphs.services builds is what the worker operation takes; a big value on a feature
     node changes the top next token; bad input answers 400, untrained transcoders 409."""
-    from inference_worker import tasks
+    from inference.tasks import operations as tasks
 
     worker = worker_factory()
     monkeypatch.setitem(tasks._STATE, "worker", worker)

@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.utils.html import escape
 
-from features import demo
 from features.models import Explanation, Feature, Source
+from inference import demo
 from tests.support import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]

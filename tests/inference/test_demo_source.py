@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from features import demo
 from features.models import Eval, Model, Source
+from inference import demo
 
 pytestmark = pytest.mark.django_db
 

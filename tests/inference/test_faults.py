@@ -31,8 +31,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from features import inference
 from features.models import Source
+from inference import client as inference
 from tests import factories
 from tests.factories import identity_sae
 from tests.support import child_database_url

@@ -17,8 +17,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from features import inference
 from features.models import InferenceHost, Source
+from inference import client as inference
 from tests.factories import identity_sae
 from tests.support import child_database_url
 

@@ -222,7 +222,7 @@ def test_search_min_score_that_is_not_a_finite_number_is_400(value: str) -> None
 
 @pytest.mark.django_db
 def test_search_min_score_that_is_a_number_is_accepted() -> None:
-    from features.views.search import _min_score
+    from autointerp.feature_pages import _min_score
 
     assert _min_score("") is None
     assert _min_score(" 0.25 ") == 0.25

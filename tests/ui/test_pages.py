@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from features import inference
+from inference import client as inference
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from features.api.serializers import IndexField
-from neuronpedia import fields
+from neuronpedia.api import fields
+from neuronpedia.api.fields import IndexField
 
 MAX_TEXT_CHARS = 8192
 MAX_TEXTS = 16

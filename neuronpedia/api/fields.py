@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from django.core import validators
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 # "some character that str.strip() keeps", spelled out: JSON Schema patterns are ECMA regexes, whose `\S`
@@ -109,3 +110,65 @@ class BooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid")
         return data
+
+
+# --- ids and feature indexes (every app's API) ----------------------------------------------------
+
+MAX_INDEX = 2_147_483_647  # the index column is a 4-byte integer
+DIGITS_RE = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" or "٣", which int() refuses
+
+
+def parse_id(value: str, max_value: int = 2**63 - 1) -> int | None:
+    """`value` as a database integer id, or None when it is not ASCII digits or does not fit."""
+    if not DIGITS_RE.fullmatch(value) or len(value) > len(str(max_value)) or int(value) > max_value:
+        return None
+    return int(value)
+
+
+def index_schema(max_value: int) -> dict[str, Any]:
+    # the string form documents the digit strings that always fit (fewer digits than the maximum)
+    return {"oneOf": [{"type": "integer", "minimum": 0, "maximum": max_value},
+                      {"type": "string", "pattern": rf"^[0-9]{{1,{len(str(max_value)) - 1}}}$"}]}
+
+
+@extend_schema_field(index_schema(MAX_INDEX))
+class IndexField(serializers.Field):
+    """A feature index as Neuronpedia clients send it: an integer or a string of digits."""
+
+    default_error_messages = {"invalid": "must be a non-negative integer (or a short string of digits)",
+                              "max_value": "must be at most {max_value}"}
+    max_index = MAX_INDEX
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, str):
+            # exactly the schema's pattern (searched as JSON Schema does), so both accept the same strings
+            if not re.search(rf"^[0-9]{{1,{len(str(self.max_index)) - 1}}}$", data):
+                self.fail("invalid")
+            data = int(data)
+        if data < 0:
+            self.fail("invalid")
+        if data > self.max_index:
+            self.fail("max_value", max_value=self.max_index)
+        return data
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 64,
+                                 "pattern": NON_BLANK},
+                                {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}]})
+class IdField(serializers.Field):
+    """An object id (list, explanation) as a string or an integer; always a string internally."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, bool) or not isinstance(data, int | str) or not str(data).strip():
+            raise serializers.ValidationError("must be an id (string or integer)")
+        if len(str(data)) > 64:
+            raise serializers.ValidationError("must be at most 64 characters")
+        return str(data).strip()
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from features import demo, inference
 from features.models import Eval, Feature, Source
+from inference import client as inference
+from inference import demo
 from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.lib.jobs import JobStatus
 
@@ -67,7 +68,7 @@ def _wait_for_worker(source: Source, timeout: float, say: Say) -> None:
 
 
 def _dashboards(source: Source, plan: BootstrapPlan, say: Say) -> None:
-    from features.dashboards import DashboardParams, resume_dashboard_job, start_dashboard_job  # noqa: PLC0415
+    from inference.dashboards import DashboardParams, resume_dashboard_job, start_dashboard_job  # noqa: PLC0415
 
     done = Eval.objects.filter(source=source, type="core").first()
     generated = (source.num_prompts or 0) * (source.num_tokens_in_prompt or 128)
@@ -164,7 +165,7 @@ class TranscoderPlan:
 
 
 def transcoder_dashboard_params(plan: TranscoderPlan) -> Any:
-    from features.dashboards import DashboardParams  # noqa: PLC0415
+    from inference.dashboards import DashboardParams  # noqa: PLC0415
 
     return DashboardParams(n_tokens=plan.dashboard_tokens, context_size=plan.dashboard_context,
                            top_k=plan.top_k, n_bins=plan.n_bins, bin_size=plan.bin_size, umap=False,
@@ -174,7 +175,7 @@ def transcoder_dashboard_params(plan: TranscoderPlan) -> Any:
 def bootstrap_transcoders(plan: TranscoderPlan, say: Say) -> list[Source]:
     """Train (or resume, or reuse) the demo transcoder set through its job, make sure its catalog rows
     exist, then queue dashboards for every layer that has none. Idempotent like bootstrap_demo."""
-    from features.transcoder_training import ensure_training_job, training_params  # noqa: PLC0415
+    from inference.transcoder_training import ensure_training_job, training_params  # noqa: PLC0415
 
     job, what = ensure_training_job(model_id=demo.DEMO_MODEL_ID, params=training_params())
     say(f"transcoders: training job #{job.id} {what} (/jobs/{job.id}/)")
@@ -200,7 +201,7 @@ def bootstrap_transcoders(plan: TranscoderPlan, say: Say) -> list[Source]:
 def queue_transcoder_dashboards(sources: list[Source], plan: TranscoderPlan, say: Say) -> list[Job]:
     """A dashboard job per source without dashboards (a running one is left alone, a stopped one
     resumed); they run one after another on the model's inference worker."""
-    from features.dashboards import resume_dashboard_job, start_dashboard_job  # noqa: PLC0415
+    from inference.dashboards import resume_dashboard_job, start_dashboard_job  # noqa: PLC0415
 
     params = transcoder_dashboard_params(plan)
     queued = []

@@ -7,7 +7,7 @@ the checkpoint's path) on the job about once a second. The trainer checkpoints e
 ``checkpoint_every`` steps, so a killed worker's job, re-queued (by hand or by the stale-job sweeper),
 resumes from its last checkpoint; a cancel saves a checkpoint first. A version already complete on disk
 ends the job at once with its stored report (idempotent). On success the set is entered in the catalog
-(features.demo.register_transcoder_set, the path bootstrap uses) and the per-layer report is the result.
+(inference.demo.register_transcoder_set, the path bootstrap uses) and the per-layer report is the result.
 
 torch and the model stack are imported inside functions, so the web process can import this module.
 """
@@ -21,7 +21,9 @@ from typing import Any
 
 from celery import shared_task
 
-TASK_NAME = "inference_worker.tasks.train_transcoders"
+from inference_worker.protocol import TRAIN_TRANSCODERS_TASK
+
+TASK_NAME = TRAIN_TRANSCODERS_TASK  # the name workers and stored jobs know
 Log = Callable[[str], None]
 
 
@@ -29,7 +31,7 @@ Log = Callable[[str], None]
 def train_transcoders_task(job_id: int) -> None:
     """Safe to re-run: only a QUEUED job is claimed; training resumes from the version's checkpoint and
     a complete version is reused as is; catalog rows are upserted."""
-    from inference_worker.tasks import loaded  # noqa: PLC0415
+    from inference.tasks.operations import loaded  # noqa: PLC0415
 
     run_training_job(job_id, model=loaded().model)
 
@@ -48,7 +50,7 @@ def run_training_job(job_id: int, *, model: Any, log: Log | None = None,
 
 
 def _run(job_id: int, model: Any, log: Log, root: Path | None) -> None:
-    from features.demo import register_transcoder_set  # noqa: PLC0415
+    from inference.demo import register_transcoder_set  # noqa: PLC0415
     from inference_worker import training_transcoders as tt  # noqa: PLC0415
     from inference_worker.transcoder_config import config_from_params  # noqa: PLC0415
     from neuronpedia.jobs.models import Job  # noqa: PLC0415

@@ -1,5 +1,5 @@
-"""drf-spectacular extensions for the public API. Imported by features.api.views, so they are
-registered before the schema is generated."""
+"""drf-spectacular extensions and the error responses every app's API documents, and `validated`. Imported
+by every API view module, so the extensions are registered before the schema is generated."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.request import Request
 
-from features.api.serializers import ErrorSerializer
 from neuronpedia.parsers import SafeJSONParser
 
 
@@ -44,6 +45,18 @@ class BoundedListSerializer(OpenApiSerializerFieldExtension):
             if self.target.max_length is not None:
                 schema["maxItems"] = self.target.max_length
         return schema
+
+
+class ErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="field errors, when a field is to blame")
+
+
+def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """The request body checked by `serializer_class`; a ValidationError (400) otherwise."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 def error(description: str) -> OpenApiResponse:

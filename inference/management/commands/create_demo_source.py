@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features import demo
+from inference import demo
 
 
 class Command(BaseCommand):

@@ -47,7 +47,7 @@ urlpatterns = [
 # live inference, steering, explanation search and autointerp (issue 8). A trailing slash is accepted:
 # the official SDK posts to `search-all/`, `steer/`, `steer-chat/` and `search-topk-by-token/`.
 from autointerp import api as autointerp_api  # noqa: E402
-from features.api import inference_views  # noqa: E402
+from inference.api import views as inference_views  # noqa: E402
 from steering.api import views as steering_api  # noqa: E402
 
 urlpatterns += [

@@ -10,7 +10,7 @@ for some of them (`search-all/`).
 
 These views are async (`async_inference_view`): the DRF part (parsing, validation, permissions, the
 database) runs in a thread as usual and returns a `Deferred` naming the inference still to do; that
-is then awaited on redis.asyncio (features.inference.run_inference_async) without holding a thread,
+is then awaited on redis.asyncio (inference.client.run_inference_async) without holding a thread,
 so requests stuck on a slow or dead worker never starve the pages. A full queue, a dead worker or an
 unreachable broker answer 503 + Retry-After at once; a deadline 504.
 """
@@ -25,19 +25,19 @@ from asgiref.sync import sync_to_async
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponseBase
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions
 from rest_framework.decorators import api_view, parser_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from features import inference, selectors
-from features.api import inference_serializers as s
-from features.api import schema  # noqa: F401  (registers the x-api-key security scheme)
-from features.api.permissions import can_view_model, can_view_source, can_view_source_set
-from features.api.schema import JSON_ONLY, error, errors
+from features import selectors
+from features.api.permissions import can_view_model, can_view_source, can_view_source_set, visible_source
 from features.models import Explanation, Feature, Source
 from features.services import VECTOR_SOURCE_SET_PREFIX
+from inference import client as inference
+from inference.api import serializers as s
+from neuronpedia.api.schema import JSON_ONLY, error, errors, validated
 
 ACTIVATIONS, SEARCH = ["activations"], ["search via inference"]
 NO_WORKER = error("No inference worker serves this model (or source): `message` says how to start one")
@@ -102,22 +102,6 @@ def async_inference_view(view: Callable[..., Any]) -> Callable[..., Awaitable[An
 
     functools.update_wrapper(wrapped, view)
     return wrapped
-
-
-def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def visible_source(user: Any, model_id: str, source_name: str) -> Source:
-    try:
-        source = selectors.get_source(model_id, source_name)
-    except Http404:
-        raise Http404(f"source {model_id}/{source_name} not found") from None
-    if not can_view_source(user, source):
-        raise Http404(f"source {model_id}/{source_name} not found")
-    return source
 
 
 def no_live_inference(source: Source) -> str | None:

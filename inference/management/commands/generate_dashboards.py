@@ -15,8 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features.dashboards import DashboardParams, start_dashboard_job
 from features.models import Source
+from inference.dashboards import DashboardParams, start_dashboard_job
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
 
@@ -58,7 +58,7 @@ class Command(BaseCommand):
             self._follow(job.id)
 
     def _inline(self, source: Source, params: DashboardParams, config_path: str | None) -> None:
-        from inference_worker.dashboard_tasks import run_dashboard_job  # noqa: PLC0415
+        from inference.tasks.dashboards import run_dashboard_job  # noqa: PLC0415
 
         if not config_path:
             raise CommandError("--inline needs --config FILE (the inference worker's configuration)")

@@ -25,7 +25,9 @@ from typing import Any
 
 from celery import shared_task
 
-TASK_NAME = "inference_worker.tasks.generate_graph"
+from inference_worker.protocol import GENERATE_GRAPH_TASK
+
+TASK_NAME = GENERATE_GRAPH_TASK  # the name workers and stored jobs know
 N_STEPS = 10  # progress units: 1 load, 2 replacement model, 3-9 circuit-tracer phases, 10 store
 Log = Callable[[str], None]
 
@@ -40,7 +42,7 @@ class GraphJobError(Exception):
 def generate_graph(job_id: int) -> bool:
     """Safe to re-run: only a QUEUED job is claimed (a DONE one is a no-op); re-running a re-queued
     job overwrites its graph."""
-    from inference_worker.tasks import loaded  # noqa: PLC0415
+    from inference.tasks.operations import loaded  # noqa: PLC0415
 
     return run_graph_job(job_id, worker=loaded())
 

@@ -24,8 +24,9 @@ from typing import Any
 from celery import shared_task
 from celery.signals import task_revoked
 
+from inference_worker.protocol import STREAM_PREFIX
+
 CONFIG_ENV = "NP_INFERENCE_CONFIG"
-STREAM_PREFIX = "np:stream:"
 STREAM_TTL_SECONDS = 600
 
 
@@ -270,7 +271,7 @@ class _Call:
         return self.deadline is not None and time.time() > float(self.deadline)
 
     def cancelled(self) -> bool:
-        from features.inference import CANCEL_PREFIX, redis_client  # noqa: PLC0415
+        from inference.client import CANCEL_PREFIX, redis_client  # noqa: PLC0415
 
         return bool(self.id) and bool(redis_client().exists(CANCEL_PREFIX + self.id))
 
@@ -288,7 +289,7 @@ _CURRENT = _Call()
 
 
 def _count(model: str, what: str) -> None:
-    from features.inference import STATS_PREFIX, redis_client  # noqa: PLC0415
+    from inference.client import STATS_PREFIX, redis_client  # noqa: PLC0415
 
     if model:
         redis_client().hincrby(STATS_PREFIX + model, what, 1)
@@ -299,7 +300,7 @@ def _run(fn: Callable[[dict[str, Any]], Any], payload: dict[str, Any],
     """Run one call: drop it unrun when stale or cancelled, claim it (so its caller can tell a dead
     worker from a slow one), push the reply where the caller waits."""
     global _CURRENT  # noqa: PLW0603
-    from features.inference import CLAIM_PREFIX, REPLY_PREFIX, REPLY_TTL_SECONDS, redis_client  # noqa: PLC0415
+    from inference.client import CLAIM_PREFIX, REPLY_PREFIX, REPLY_TTL_SECONDS, redis_client  # noqa: PLC0415
 
     call = _Call(meta)
     if not call.id:
@@ -352,8 +353,3 @@ def _expired(request: Any = None, expired: bool = False, **_: Any) -> None:
 
 
 TASKS = {name: _make_task(name, fn) for name, fn in OPERATIONS.items()}
-
-# Dashboard, graph and transcoder-training jobs run on the same model queue (registered here so the
-# worker knows them).
-import inference_worker.graph_tasks  # noqa: E402, F401
-from inference_worker import dashboard_tasks, transcoder_tasks  # noqa: E402, F401

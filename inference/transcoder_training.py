@@ -2,7 +2,7 @@
 
 The work runs on the model's inference worker (inference_worker/transcoder_tasks.py); this module is
 the database side, used by `manage.py train_transcoders`, the admin button and `manage.py
-bootstrap_transcoders` (features.bootstrap). Parameters are validated here with the trainer's own
+bootstrap_transcoders` (neuronpedia.demo.bootstrap). Parameters are validated here with the trainer's own
 config (no torch imported).
 """
 
@@ -12,14 +12,15 @@ from typing import Any
 
 from django.db import transaction
 
-from features.demo import DEMO_MODEL_ID, DEMO_TRANSCODER_SET
+from inference.demo import DEMO_MODEL_ID, DEMO_TRANSCODER_SET
+from inference_worker.protocol import TRAIN_TRANSCODERS_TASK
 from inference_worker.transcoder_config import TranscoderTrainConfig, config_from_params
 from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.jobs.services import create_job, requeue_job
 from neuronpedia.lib.jobs import JobStatus
 from neuronpedia.queues import inference_queue
 
-TASK_NAME = "inference_worker.tasks.train_transcoders"
+TASK_NAME = TRAIN_TRANSCODERS_TASK  # the name workers and stored jobs know
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 STOPPED = (JobStatus.FAILED, JobStatus.CANCELLED)
 

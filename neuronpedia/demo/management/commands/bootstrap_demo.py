@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features.bootstrap import BootstrapError, BootstrapPlan, bootstrap_demo
+from neuronpedia.demo.bootstrap import BootstrapError, BootstrapPlan, bootstrap_demo
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features.bootstrap import BootstrapError, TranscoderPlan, bootstrap_transcoders
+from neuronpedia.demo.bootstrap import BootstrapError, TranscoderPlan, bootstrap_transcoders
 
 
 class Command(BaseCommand):

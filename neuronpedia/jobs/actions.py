@@ -1,4 +1,4 @@
-"""Staff actions on the job page: cancel, and resume from the checkpoint (per job kind)."""
+"""Staff actions on the job page: cancel, and resume from the checkpoint (per job kind, via the registry)."""
 
 from __future__ import annotations
 

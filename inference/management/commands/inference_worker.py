@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
-from features import inference
+from inference import client as inference
 from neuronpedia.queues import inference_queue
 
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--loglevel", default="INFO")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from inference_worker import tasks  # noqa: PLC0415
+        from inference.tasks import operations as tasks  # noqa: PLC0415
         from inference_worker.config import load_config  # noqa: PLC0415
 
         path = os.path.abspath(options["config"])

@@ -20,12 +20,13 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from features.models import Activation, Eval, Feature, Source
+from features.models import Activation, Eval, Feature, Source, SourceSet
+from inference_worker.protocol import GENERATE_DASHBOARDS_TASK
 from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.jobs.services import create_job, requeue_job
 from neuronpedia.queues import inference_queue
 
-TASK_NAME = "inference_worker.tasks.generate_dashboards"
+TASK_NAME = GENERATE_DASHBOARDS_TASK  # the name workers and stored jobs know
 FEATURE_BATCH = 2000
 CORE_EVAL = "core"
 GENERATED_DATA_SOURCE = "generated"
@@ -164,11 +165,12 @@ COPY_ROWS = 8192  # examples encoded per block (bounds the temporary index array
 
 
 def _activation_blocks(result: Any, ids: dict[int, int], lo: int, hi: int, data_source: str,
-                       now: datetime) -> Iterable[tuple[int, bytes]]:
+                       now: datetime, batch: Any = None) -> Iterable[tuple[int, bytes]]:
     """Binary-COPY blocks (PostgreSQL's binary format, one tuple per example, ACTIVATION_COLUMNS) of
-    features lo..hi-1 as (rows, bytes), built in bulk from the result's example columns: no Python
-    object per example or per token. _copy_activations adds the COPY signature and trailer."""
-    batch = result.example_batch(lo, hi)
+    features lo..hi-1 as (rows, bytes), built in bulk from the result's example columns (`batch`, or
+    the result's): no Python object per example or per token. _copy_activations adds the COPY signature
+    and trailer. DFA arrays are written afterwards by _write_dfa (few rows, and only for attention SAEs)."""
+    batch = batch if batch is not None else result.example_batch(lo, hi)
     if not len(batch):
         return
     feature_ids = np.zeros(hi - lo, dtype=np.int64)
@@ -252,6 +254,33 @@ def _copy_activations(blocks: Iterable[tuple[int, bytes]]) -> int:
     return n
 
 
+DFA_SQL = (
+    f"UPDATE {Activation._meta.db_table} AS a "
+    "SET dfa_values = d.vals, dfa_target_index = d.target, dfa_max_value = d.mx "
+    "FROM (SELECT unnest(%s::bigint[]) AS feature_id, unnest(%s::bigint[]) AS data_index, "
+    "unnest(%s::int[]) AS target, unnest(%s::real[]) AS mx, unnest(%s::text[])::real[] AS vals) AS d "
+    "WHERE a.feature_id = d.feature_id AND a.data_index = d.data_index "
+    "AND a.qualifying_token_index = d.target AND a.bin_min = -1 AND a.creator_id IS NULL")
+
+
+def _write_dfa(batch: Any, ids: dict[int, int], lo: int) -> int:
+    """Store the DFA of the batch's top-group examples (attention SAEs) on the rows just copied, matched by
+    (feature, sequence, qualifying token): dfa_values, dfa_target_index (= the qualifying token) and
+    dfa_max_value, as Neuronpedia's activations carry them. Returns the rows updated."""
+    dfa = batch.dfa()
+    if not dfa:
+        return 0
+    rows = sorted(dfa)
+    features = batch.feature[rows].tolist()
+    values = [dfa[r] for r in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(DFA_SQL, [
+            [ids[f] for f in features], batch.sequence[rows].tolist(),
+            batch.qualifying_token_index[rows].tolist(), [max(v) for v in values],
+            ["{" + ",".join(repr(float(x)) for x in v) + "}" for v in values]])
+        return cursor.rowcount
+
+
 def delete_generated_activations(source: Source) -> int:
     """Delete the source's generated activation rows (creator NULL; users' own examples stay), by the
     source's feature ids: one `feature_id = ANY(ids)` probe of the (feature, -max_value) index per feature,
@@ -275,7 +304,7 @@ def write_dashboards(*, source: Source, result: Any, dataset: str, context_size:
     """Replace the source's generated dashboards with `result` (an inference_worker DashboardResult),
     atomically. Safe to run twice: feature rows are upserted and generated activations replaced."""
     now = timezone.now()
-    n_acts = 0
+    n_acts = n_dfa = 0
     with transaction.atomic():
         Source.objects.select_for_update().filter(pk=source.pk).first()
         for lo in range(0, result.d_sae, FEATURE_BATCH):
@@ -287,7 +316,10 @@ def write_dashboards(*, source: Source, result: Any, dataset: str, context_size:
         delete_generated_activations(source)
         for lo in range(0, result.d_sae, FEATURE_BATCH):
             hi = min(lo + FEATURE_BATCH, result.d_sae)
-            n_acts += _copy_activations(_activation_blocks(result, ids, lo, hi, GENERATED_DATA_SOURCE, now))
+            batch = result.example_batch(lo, hi)
+            n_acts += _copy_activations(_activation_blocks(result, ids, lo, hi, GENERATED_DATA_SOURCE, now,
+                                                           batch=batch))
+            n_dfa += _write_dfa(batch, ids, lo)
         Eval.objects.update_or_create(source=source, type=CORE_EVAL,
                                       defaults={"output": _json_safe(result.evals),
                                                 "detailed": {"dataset": dataset}})
@@ -296,6 +328,8 @@ def write_dashboards(*, source: Source, result: Any, dataset: str, context_size:
             has_umap_clusters=result.umap_cluster is not None, num_prompts=result.n_seqs,
             num_tokens_in_prompt=context_size, dataset=dataset[:300], num_features=result.d_sae,
             updated_at=now)
+        if n_dfa:  # an attention SAE: its set's feature pages show the DFA rows (Neuronpedia's showDfa)
+            SourceSet.objects.filter(pk=source.source_set_id).update(show_dfa=True)
     return {"features": result.d_sae, "activations": n_acts, "dead": int(result.is_dead.sum()),
             "sequences": result.n_seqs, "tokens": result.n_tokens, "evals": _json_safe(result.evals)}
 

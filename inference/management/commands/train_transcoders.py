@@ -17,8 +17,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features.demo import DEMO_CONFIG, DEMO_MODEL_ID, DEMO_TRANSCODER_SET
-from features.transcoder_training import (
+from inference.demo import DEMO_CONFIG, DEMO_MODEL_ID, DEMO_TRANSCODER_SET
+from inference.transcoder_training import (
     ensure_training_job,
     start_training_job,
     training_params,
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             self._follow(job.id)
 
     def _inline(self, model_id: str, params: dict[str, Any], config_path: str | None) -> None:
-        from inference_worker.transcoder_tasks import run_training_job  # noqa: PLC0415
+        from inference.tasks.transcoders import run_training_job  # noqa: PLC0415
 
         if not config_path and model_id != DEMO_MODEL_ID:
             raise CommandError("--inline needs --config FILE (the inference worker's configuration)")

@@ -5,7 +5,7 @@ dataset (deterministic), streams it through `inference_worker.dashboards` with p
 about once a second and a checkpoint every `checkpoint_every` batches under
 NP_DATA_DIR/checkpoints/dashboards-job-<id>/ (its path in Job.checkpoint). A FAILED or CANCELLED job
 that is re-queued resumes at the batch after its last checkpoint; the result then replaces the
-source's generated rows in one transaction (features.dashboards.write_dashboards).
+source's generated rows in one transaction (inference.dashboards.write_dashboards).
 
 torch and the model stack are imported inside functions, so the web process can import this module.
 """
@@ -20,7 +20,9 @@ from typing import Any
 
 from celery import shared_task
 
-TASK_NAME = "inference_worker.tasks.generate_dashboards"
+from inference_worker.protocol import GENERATE_DASHBOARDS_TASK
+
+TASK_NAME = GENERATE_DASHBOARDS_TASK  # the name workers and stored jobs know
 Log = Callable[[str], None]
 
 
@@ -34,7 +36,7 @@ def checkpoint_dir(job_id: int) -> Path:
 def generate_dashboards_task(job_id: int) -> None:
     """Safe to re-run: only a QUEUED job is claimed; a re-queued one resumes from its checkpoint and
     its result replaces the source's generated rows atomically."""
-    from inference_worker.tasks import loaded  # noqa: PLC0415
+    from inference.tasks.operations import loaded  # noqa: PLC0415
 
     worker = loaded()
     _attach_transcoders(worker, job_id)
@@ -64,8 +66,8 @@ def run_dashboard_job(job_id: int, *, model: Any, registry: Any, log: Log | None
 
 
 def _run(job_id: int, model: Any, registry: Any, log: Log) -> None:
-    from features.dashboards import DashboardParams, write_dashboards  # noqa: PLC0415
     from features.models import Source  # noqa: PLC0415
+    from inference.dashboards import DashboardParams, write_dashboards  # noqa: PLC0415
     from inference_worker import dashboards as dash  # noqa: PLC0415
     from inference_worker.datasets import DatasetSpec, load_sequences  # noqa: PLC0415
     from neuronpedia.jobs.models import Job  # noqa: PLC0415

@@ -33,16 +33,19 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
+from features import hosts
+from features.hosts import CLIENT_OPTIONS, live_cutoff, live_hosts, live_source_names, redis_client  # noqa: F401  (callers use them here)
+from features.hosts import decode as _decode
+from features.hosts import live_from as _live_from
 from features.models import InferenceHost, Model, Source
 from inference_worker.protocol import (  # the contract both sides import
     ALIVE_PREFIX,
@@ -51,6 +54,7 @@ from inference_worker.protocol import (  # the contract both sides import
     INFLIGHT_PREFIX,
     REPLY_PREFIX,
     STATS_PREFIX,
+    STREAM_PREFIX,  # noqa: F401  (steering relays the worker's streams under it)
     TASK_PREFIX,
     WORKERS_PREFIX,
 )
@@ -60,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 REPLY_TTL_SECONDS = 120
 POLL_SECONDS = 0.5  # how often a waiting caller checks that its worker is still live
-CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout": 5.0}
 UNREACHABLE = "inference is unavailable: the message broker (Redis) cannot be reached; try again shortly"
 
 
@@ -113,17 +116,8 @@ class WorkerLost(InferenceError):
 
 # --- Redis clients -------------------------------------------------------------------------------
 
-_sync_clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
     weakref.WeakKeyDictionary())
-
-
-def redis_client() -> redis.Redis:
-    """A process-wide client of settings.REDIS_URL with short connect/read timeouts."""
-    url = settings.REDIS_URL
-    if url not in _sync_clients:
-        _sync_clients[url] = redis.Redis.from_url(url, **CLIENT_OPTIONS)
-    return _sync_clients[url]
 
 
 def async_redis_client() -> aioredis.Redis:
@@ -137,33 +131,13 @@ def async_redis_client() -> aioredis.Redis:
 
 # --- liveness ------------------------------------------------------------------------------------
 
-def _decode(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _live_from(names: list[str], values: list[Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    live, dead = {}, []
-    for name, value in zip(names, values, strict=True):
-        if value:
-            live[name] = json.loads(value)
-        else:
-            dead.append(name)
-    return live, dead
-
-
 def live_workers(model_id: str) -> dict[str, dict[str, Any]]:
     """name -> {model, queue, sources} of the workers of `model_id` whose heartbeat key is alive.
     Raises InferenceUnavailable when Redis cannot be reached."""
-    client = redis_client()
-    key = WORKERS_PREFIX + model_id
     try:
-        names = sorted(_decode(n) for n in client.smembers(key))
-        live, dead = _live_from(names, client.mget([ALIVE_PREFIX + n for n in names]) if names else [])
-        if dead:
-            client.srem(key, *dead)
+        return hosts.live_worker_info(model_id)
     except redis.RedisError:
         raise InferenceUnavailable() from None
-    return live
 
 
 async def alive_workers(model_id: str) -> dict[str, dict[str, Any]]:
@@ -197,29 +171,6 @@ def mark_dead(name: str, model_id: str | None = None) -> None:
         redis_client().delete(ALIVE_PREFIX + name)
         if model_id:
             redis_client().srem(WORKERS_PREFIX + model_id, name)
-
-
-def live_hosts(model_id: str) -> QuerySet[InferenceHost]:
-    """The InferenceHost rows of `model_id` whose worker is alive now (none when Redis is down)."""
-    try:
-        names = list(live_workers(model_id))
-    except InferenceUnavailable:
-        return InferenceHost.objects.none()
-    return InferenceHost.objects.filter(model_id=model_id, name__in=names)
-
-
-def live_source_names(model_id: str) -> set[str]:
-    try:
-        live = live_workers(model_id)
-    except InferenceUnavailable:
-        return set()
-    return {s for info in live.values() for s in info.get("sources", [])}
-
-
-def live_cutoff() -> Any:
-    """Rows older than this have not heard from their worker for three database heartbeats (the
-    catalog's view; liveness itself is the Redis key)."""
-    return timezone.now() - timedelta(seconds=3 * settings.INFERENCE_HEARTBEAT_SECONDS)
 
 
 def _check_live(model_id: str, live: dict[str, dict[str, Any]], source_names: Iterable[str]) -> None:
