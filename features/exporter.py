@@ -57,7 +57,10 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _write(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+def _write(path: Path, rows: Iterable[dict[str, Any]], *, skip_empty: bool = False) -> int:
+    """Write `rows` as JSONL (gzipped for .gz); with `skip_empty`, no rows means no file (and any old one
+    removed): Neuronpedia's importJsonlString parses the first line of every batch file it lists, and an
+    empty file fails its whole import ("Unexpected end of JSON input")."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     count = 0
@@ -69,6 +72,10 @@ def _write(path: Path, rows: Iterable[dict[str, Any]]) -> int:
         for row in rows:
             out.write(json.dumps(row) + "\n")
             count += 1
+    if skip_empty and count == 0:
+        tmp.unlink()
+        path.unlink(missing_ok=True)
+        return 0
     os.replace(tmp, path)
     return count
 
@@ -170,7 +177,7 @@ def export_source(source: Source, folder: Path, on_step: Callable[[Step], None] 
         activations = (Activation.objects.filter(feature_id__in=[r["id"] for r in rows])
                        .order_by("feature__index", "-max_value", "id").values(*act_cols).iterator(2000))
         counts["activations"] += _write(target / "activations" / f"batch-{batch}.jsonl.gz", (
-            _activation_row(r, source, creator_id) for r in activations))
+            _activation_row(r, source, creator_id) for r in activations), skip_empty=True)
         files += 2
         if on_step:
             on_step(Step(f"features+activations/batch-{batch}", len(rows), time.monotonic() - t0))

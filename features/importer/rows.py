@@ -59,9 +59,11 @@ def to_int(key: str, value: Any) -> int:
 
 
 def to_str(key: str, value: Any) -> str:
+    """PostgreSQL text holds no NUL: like Neuronpedia's importJsonlString (which replaces every `\\u0000` in
+    a batch file with a space), a NUL becomes a space; its converter writes them in tokens."""
     if type(value) is not str:
         raise _wrong(key, "a string", value)
-    return value.replace("\x00", "") if "\x00" in value else value
+    return value.replace("\x00", " ") if "\x00" in value else value
 
 
 def to_bool(key: str, value: Any) -> bool:
@@ -94,7 +96,7 @@ def to_strs(key: str, value: Any) -> list[str]:
         joined = "".join(value)  # one C loop: TypeError unless every item is a string
     except TypeError:
         raise _wrong(key, "a list of strings", next(v for v in value if not isinstance(v, str))) from None
-    return [v.replace("\x00", "") for v in value] if "\x00" in joined else value
+    return [v.replace("\x00", " ") for v in value] if "\x00" in joined else value
 
 
 def parse_vector_text(key: str, value: str) -> list[Any]:

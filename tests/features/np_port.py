@@ -204,7 +204,8 @@ def prisma_create(table: str, data: dict[str, Any], *, upsert_key: tuple[str, ..
 
 
 def import_jsonl_string(table: str, jsonl: str) -> None:
-    """importJsonlString(tableName, jsonlData)."""
+    """importJsonlString(tableName, jsonlData). Like it, an empty file fails: it parses the first line
+    (`JSON.parse('')`: "Unexpected end of JSON input")."""
     jsonl = jsonl.replace("\\u0000", " ")
     lines = [line for line in jsonl.strip().split("\n") if line.strip()]
     if table == "Activation":
@@ -219,9 +220,7 @@ def import_jsonl_string(table: str, jsonl: str) -> None:
                     parsed["zQIndices"] = q
             normalised.append(json.dumps(parsed))
         lines = normalised
-    if not lines:
-        return
-    available = set(json.loads(lines[0]))
+    available = set(json.loads(lines[0] if lines else ""))  # JSON.parse(firstLine)
     columns = [(name, kind) for name, (kind, _) in _columns(table).items() if name in available]
     defs = ", ".join(f'"{name}" {kind}' for name, kind in columns)
     names = ", ".join(f'"{name}"' for name, _ in columns)

@@ -80,6 +80,29 @@ def test_neuronpedia_import_refuses_keys_it_does_not_have() -> None:
         np_port.prisma_create("Model", {"id": "m", "layers": 1, "neuronsPerLayer": 1, "owner": ""})
 
 
+def test_neuronpedia_import_fails_on_an_empty_batch_file() -> None:
+    np_port.create_schema([])
+    with pytest.raises(np_port.json.JSONDecodeError):
+        np_port.import_jsonl_string("Activation", "")
+
+
+def test_a_source_without_activations_exports_no_empty_file_and_passes_neuronpedias_import(
+        tmp_path: Path) -> None:
+    """Their exporter writes an empty activations/batch-0 for a source with no activations (steering
+    vectors); we import it, but must not write one: their import fails on it."""
+    spec = SyntheticSpec(num_features=5, acts_per_feature=0, private_activations=0, context=4)
+    write_source(tmp_path / "neuronpedia", spec)
+    assert read_jsonl(tmp_path / "neuronpedia/gpt2-small/6-res-jb/activations/batch-0.jsonl.gz") == []
+    ours = tmp_path / "ours"
+    (ours / "gpt2-small/6-res-jb/activations").mkdir(parents=True)
+    (ours / "gpt2-small/6-res-jb/activations/batch-0.jsonl.gz").write_bytes(b"stale")
+    export_source(_import(tmp_path / "neuronpedia"), ours)
+    assert list((ours / "gpt2-small/6-res-jb/activations").iterdir()) == []
+    np_port.create_schema([DEFAULT_CREATOR_ID, "cljj57d3c000076ei38vwnv35"])
+    np_port.import_source(ours, "gpt2-small", "6-res-jb")
+    assert len(np_port.rows("Neuron", '"index"')) == 5
+
+
 def _compare_port_with_original(original: Path) -> None:
     folder = original / "gpt2-small/6-res-jb"
     port = {

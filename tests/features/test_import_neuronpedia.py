@@ -157,6 +157,20 @@ def test_a_bad_file_leaves_the_previous_source_intact(tmp_path: Path) -> None:
     assert_batch_rows_stored(folder, "gpt2-small", "6-res-jb")
 
 
+def test_nul_characters_become_spaces_as_in_neuronpedias_import(tmp_path: Path) -> None:
+    """Its importJsonlString replaces every \\u0000 of a batch file with a space (PostgreSQL text holds no
+    NUL); SAEDashboard output, through its converter, carries them in tokens."""
+    folder = write_source(tmp_path, SyntheticSpec(num_features=4, acts_per_feature=1, context=4))
+    _rewrite(folder / "activations/batch-0.jsonl.gz",
+             lambda rows: [{**r, "tokens": ["a\x00b", *r["tokens"][1:]]} for r in rows])
+    _rewrite(folder / "explanations/batch-0.jsonl.gz",
+             lambda rows: [{**r, "description": "x\x00"} for r in rows])
+    assert run_import(tmp_path).status == JobStatus.DONE
+    assert {a.tokens[0] for a in Activation.objects.filter(feature__source__name="6-res-jb")} == {"a b"}
+    assert set(Explanation.objects.filter(feature__source__name="6-res-jb")
+               .values_list("description", flat=True)) == {"x "}
+
+
 def test_the_feature_api_shows_neuronpedia_ids_of_imported_rows(tmp_path: Path, client) -> None:
     write_source(tmp_path, SyntheticSpec(num_features=12, acts_per_feature=2, context=4, batch_size=8))
     assert run_import(tmp_path).status == JobStatus.DONE
