@@ -1,7 +1,7 @@
 """Dashboard generation jobs: start one (create a Job, enqueue it on the model's inference queue) and
 write a finished result into Feature / Activation / Eval rows.
 
-The compute runs on the model's inference worker (inference_worker/dashboard_tasks.py); this module
+The compute runs on the model's inference worker (inference/tasks/dashboards.py); this module
 holds the database side. `write_dashboards` replaces a source's generated data in ONE transaction:
 feature statistics are upserted, the source's generated activations (creator IS NULL) are deleted and
 the new ones COPY-ed in, and the `core` Eval row is replaced, so readers see the old dashboards or the

@@ -1,6 +1,6 @@
 """Training the transcoders that attribution graphs need: start, resume and find TRAIN_TRANSCODERS jobs.
 
-The work runs on the model's inference worker (inference_worker/transcoder_tasks.py); this module is
+The work runs on the model's inference worker (inference/tasks/transcoders.py); this module is
 the database side, used by `manage.py train_transcoders`, the admin button and `manage.py
 bootstrap_transcoders` (neuronpedia.demo.bootstrap). Parameters are validated here with the trainer's own
 config (no torch imported).
