@@ -1,0 +1,1 @@
+"""Parts of bench/upstream_roundtrip.py: Neuronpedia's real code against ours."""
