@@ -293,6 +293,7 @@ def explain_offline_best(
     split = SplitExamples(
         seen=evidence.examples + evidence.quantile,
         held_out=evidence.held_out,
+        n_seen_top=len(evidence.examples),  # the analysis describes the top group, as in the bench
         top_logits=evidence.top_logits,
         bottom_logits=evidence.bottom_logits,
     )

@@ -30,16 +30,23 @@ features' top examples.
 from __future__ import annotations
 
 import re
-import string
 import threading
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from autointerp.explainers import Example
+from autointerp.phrasing import (
+    Analysis,
+    analyse,
+    analysis_candidates,
+    peak_index,
+    peak_of,
+    required_words,
+    show,
+)
 
 OFFLINE_EXPLAINER = "np_offline"
 METHOD_ANALYSIS = "token-analysis"
@@ -110,8 +117,7 @@ def split_for_feature(feature: Any) -> SplitExamples:
 # ---------------------------------------------------------------- windows
 
 
-def _peak(example: Example) -> int:
-    return int(np.argmax(example.values)) if example.values else 0
+_peak = peak_index
 
 
 def window_text(example: Example, center: int, width: int = WINDOW) -> str:
@@ -232,227 +238,7 @@ def seen_scorer(split: SplitExamples, *, model: Any = None) -> WindowScorer:
     return WindowScorer(activating_windows(split.seen), non_activating_windows(split.seen), model=model)
 
 
-# ---------------------------------------------------------------- analysis
-
-NUMBER_WORDS = set(
-    [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-        "thirty",
-        "forty",
-        "fifty",
-        "sixty",
-        "seventy",
-        "eighty",
-        "ninety",
-        "hundred",
-        "thousand",
-        "million",
-        "billion",
-        "dozen",
-        "half",
-    ]
-)
-ORDINALS = set(
-    ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "last"]
-)
-MONTHS = set(
-    [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-    ]
-)
-WEEKDAYS = set(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"])
-PRONOUNS = set(
-    [
-        "i",
-        "you",
-        "he",
-        "she",
-        "it",
-        "we",
-        "they",
-        "me",
-        "him",
-        "her",
-        "us",
-        "them",
-        "his",
-        "its",
-        "our",
-        "their",
-        "my",
-        "your",
-        "mine",
-        "hers",
-        "theirs",
-    ]
-)
-DETERMINERS = set(["the", "a", "an", "this", "that", "these", "those", "some", "any", "every", "each", "no"])
-PREPOSITIONS = set(
-    [
-        "of",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "with",
-        "from",
-        "to",
-        "into",
-        "onto",
-        "upon",
-        "about",
-        "over",
-        "under",
-        "after",
-        "before",
-        "between",
-        "through",
-        "during",
-        "against",
-        "among",
-        "without",
-        "within",
-    ]
-)
-CONJUNCTIONS = set(
-    [
-        "and",
-        "or",
-        "but",
-        "nor",
-        "so",
-        "yet",
-        "because",
-        "although",
-        "though",
-        "while",
-        "if",
-        "unless",
-        "whereas",
-    ]
-)
-AUXILIARIES = set(
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "am",
-        "has",
-        "have",
-        "had",
-        "do",
-        "does",
-        "did",
-        "will",
-        "would",
-        "shall",
-        "should",
-        "can",
-        "could",
-        "may",
-        "might",
-        "must",
-    ]
-)
-
-
-def token_class(token: str) -> str | None:
-    """A coarse class of a (stripped) token, or None."""
-    t = token.strip()
-    low = t.lower()
-    if not t:
-        return "whitespace"
-    if re.fullmatch(r"[\d][\d,.]*", t) or low in NUMBER_WORDS:
-        return "numbers"
-    if all(c in string.punctuation for c in t):
-        return "punctuation"
-    if low in MONTHS:
-        return "month names"
-    if low in WEEKDAYS:
-        return "weekday names"
-    if low in ORDINALS:
-        return "ordinal words"
-    if low in PRONOUNS:
-        return "pronouns"
-    if low in DETERMINERS:
-        return "articles and determiners"
-    if low in PREPOSITIONS:
-        return "prepositions"
-    if low in CONJUNCTIONS:
-        return "conjunctions"
-    if low in AUXILIARIES:
-        return "auxiliary verbs"
-    return None
-
-
-def suffix_class(token: str) -> str | None:
-    low = token.strip().lower()
-    if len(low) >= 5 and low.isalpha():
-        for suffix, label in (
-            ("ing", '"-ing" words'),
-            ("ed", '"-ed" words'),
-            ("ly", '"-ly" adverbs'),
-            ("tion", '"-tion" nouns'),
-        ):
-            if low.endswith(suffix):
-                return label
-    return None
-
-
-def show(token: str) -> str:
-    """A token as it appears in a description: stripped, quoted; line breaks named."""
-    if token.strip() == "":
-        return "line breaks" if "\n" in token else "spaces"
-    return f'"{token.strip()}"'
-
+# ---------------------------------------------------------------- context labels
 
 # Kinds of text a context label is chosen from (the Brown corpus's genres and common patterns).
 CONTEXT_LABELS = {  # label shown -> text the embedder compares with the windows
@@ -484,166 +270,7 @@ CONTEXT_LABELS = {  # label shown -> text the embedder compares with the windows
 }
 
 
-@dataclass
-class Analysis:
-    n: int
-    dominant: str | None  # the dominant peak token (display form) when its share >= DOMINANT_SHARE
-    share: float
-    top_tokens: list[tuple[str, float]]  # (display form, share), most common first
-    prev: tuple[str, float] | None
-    next: tuple[str, float] | None
-    token_class: tuple[str, float] | None
-    suffix: tuple[str, float] | None
-    sentence_start: float
-    logits: list[str]
-    examples_of_class: list[str] = field(default_factory=list)
-
-
-DOMINANT_SHARE = 0.5
-LEAD_SHARE, LEAD_RATIO = 0.35, 1.3  # or a clear lead: >= 35% of peaks and 1.3x the runner-up
 CONTEXT_PENALTY = 0.03  # a context label is a guess of the embedder: it must win clearly on seen examples
-
-
-def _most_common_form(forms: Counter[str]) -> str:
-    return forms.most_common(1)[0][0]
-
-
-def _continues_word(token: str) -> bool:
-    """A sub-word piece that glues onto the token before it (no leading space, alphanumeric)."""
-    return bool(token) and token[0].isalnum()
-
-
-def peak_word(ex: Example, i: int) -> tuple[str, int, int]:
-    """The whole word around token i (sub-word pieces joined: "A" + "P" -> "AP"), and its span."""
-    lo = i
-    while (
-        lo > 0
-        and _continues_word(ex.tokens[lo])
-        and ex.tokens[lo - 1].strip()
-        and ex.tokens[lo - 1].strip()[-1].isalnum()
-    ):
-        lo -= 1
-    hi = i + 1
-    while hi < len(ex.tokens) and _continues_word(ex.tokens[hi]) and ex.tokens[hi - 1].strip():
-        hi += 1
-    return "".join(ex.tokens[lo:hi]), lo, hi
-
-
-def analyse(examples: Sequence[Example], top_logits: Sequence[str] = ()) -> Analysis:
-    """Statistics of the peak tokens of `examples` (see the module docstring)."""
-    peaks: Counter[str] = Counter()
-    forms: dict[str, Counter[str]] = {}
-    prevs: dict[str, Counter[str]] = {}
-    nexts: dict[str, Counter[str]] = {}
-    classes: Counter[str] = Counter()
-    suffixes: Counter[str] = Counter()
-    class_examples: dict[str, Counter[str]] = {}
-    starts = 0
-    n = 0
-    for ex in examples:
-        if not ex.tokens:
-            continue
-        n += 1
-        i = _peak(ex)
-        token, lo, hi = peak_word(ex, i) if ex.tokens[i].strip().isalnum() else (ex.tokens[i], i, i + 1)
-        key = token.strip().lower() or token
-        peaks[key] += 1
-        forms.setdefault(key, Counter())[token.strip() or token] += 1
-        prev = ex.tokens[lo - 1] if lo > 0 else ""
-        nxt = ex.tokens[hi] if hi < len(ex.tokens) else ""
-        if prev.strip() == "<|im_end|>" or (not prev.strip() and "\n" in prev):
-            prevs.setdefault(key, Counter())["\n"] += 1
-        elif prev.strip():
-            prevs.setdefault(key, Counter())[prev.strip()] += 1
-        if nxt.strip():
-            nexts.setdefault(key, Counter())[nxt.strip()] += 1
-        if cls := token_class(token):
-            classes[cls] += 1
-            class_examples.setdefault(cls, Counter())[token.strip() or token] += 1
-        if suf := suffix_class(token):
-            suffixes[suf] += 1
-        if lo == 0 or "\n" in prev or prev.strip() in (".", "!", "?", '."', '?"', '!"', "<|im_end|>"):
-            starts += 1
-    if n == 0:
-        raise ValueError("no examples to analyse")
-    ranked = peaks.most_common(8)
-    top = [(_most_common_form(forms[k]), c / n) for k, c in ranked]
-    clear_lead = len(top) > 1 and top[0][1] >= LEAD_SHARE and top[0][1] >= LEAD_RATIO * top[1][1]
-    dominant = top[0][0] if top and (top[0][1] >= DOMINANT_SHARE or clear_lead) else None
-
-    def context_of(counters: dict[str, Counter[str]]) -> tuple[str, float] | None:
-        """The most common neighbour: of the dominant word's examples, else of all examples."""
-        if dominant is not None:
-            key, count = ranked[0]
-            c = counters.get(key, Counter())
-            return (c.most_common(1)[0][0], c.most_common(1)[0][1] / count) if c else None
-        total: Counter[str] = sum(counters.values(), Counter())
-        return (total.most_common(1)[0][0], total.most_common(1)[0][1] / n) if total else None
-
-    cls = classes.most_common(1)[0] if classes else None
-    suf = suffixes.most_common(1)[0] if suffixes else None
-    return Analysis(
-        n=n,
-        dominant=dominant,
-        share=top[0][1] if top else 0.0,
-        top_tokens=top,
-        prev=context_of(prevs),
-        next=context_of(nexts),
-        token_class=(cls[0], cls[1] / n) if cls else None,
-        suffix=(suf[0], suf[1] / n) if suf else None,
-        sentence_start=starts / n,
-        logits=[
-            t.strip() for t in top_logits if t.startswith(" ") and t.strip().isalpha() and len(t.strip()) > 2
-        ][:5],
-        examples_of_class=[t for t, _ in class_examples[cls[0]].most_common(3)] if cls else [],
-    )
-
-
-def _quote_list(tokens: Sequence[str], k: int = 3) -> str:
-    return ", ".join(show(t) for t in tokens[:k])
-
-
-def analysis_candidates(a: Analysis, context: str | None) -> list[str]:
-    """Short descriptions the analysis supports, most specific last (deduplicated, order kept)."""
-    out: list[str] = []
-    ctx_prev = a.prev if a.prev and a.prev[1] >= 0.5 else None
-    ctx_next = a.next if a.next and a.next[1] >= 0.5 else None
-    if a.dominant is not None:
-        tok = show(a.dominant)
-        out.append(tok)
-        if ctx_prev:
-            out.append(f"{tok} after {show(ctx_prev[0])}")
-        if ctx_next:
-            out.append(f"{tok} before {show(ctx_next[0])}")
-        if ctx_prev and ctx_next and a.dominant.strip():
-            joined = f"{ctx_prev[0]}{a.dominant.strip()}{ctx_next[0]}"
-            out.append(f'{tok} in "{joined}"')
-            if context:
-                out.append(f'{tok} in "{joined}" {context}')
-        if a.sentence_start >= 0.6:
-            out.append(f"{tok} at the start of a sentence")
-        others = [t for t, s in a.top_tokens[1:3] if s >= 0.1]
-        if others:
-            out.append(f"{tok} (also {_quote_list(others, 2)})")
-        if context:
-            out.append(f"{tok} in {context}")
-        return list(dict.fromkeys(out))
-    tokens = [t for t, _ in a.top_tokens]
-    if a.token_class and a.token_class[1] >= 0.5 and a.token_class[0] != "whitespace":
-        label = a.token_class[0]
-        out.append(f"{label} ({_quote_list(a.examples_of_class)})")
-        out.append(label)
-        if context:
-            out.append(f"{label} in {context}")
-    if a.suffix and a.suffix[1] >= 0.5:
-        out.append(f"{a.suffix[0]} ({_quote_list(tokens)})")
-    out.append(_quote_list(tokens))
-    if context:
-        out.append(f"{_quote_list(tokens, 2)} in {context}")
-        out.append(context)
-    if a.sentence_start >= 0.6:
-        out.append(f"the first word of a sentence ({_quote_list(tokens, 2)})")
-    return list(dict.fromkeys(out))
 
 
 _label_vectors: np.ndarray | None = None
@@ -693,7 +320,7 @@ LLM_FEW_SHOT = [
 
 
 def _highlight(ex: Example, width: int = 8) -> str:
-    i = _peak(ex)
+    i = peak_index(ex)
     lo, hi = max(0, i - width), min(len(ex.tokens), i + 3)
     top = ex.max_value
     parts = []
@@ -775,9 +402,12 @@ class OfflineResult:
 
 
 def names_token(text: str, token: str) -> bool:
+    """Whether `text` names `token` as a word (not as a piece of another word)."""
     t = token.strip().lower()
     if not t:
         return "line" in text.lower()
+    if re.fullmatch(r"\w+", t):
+        return re.search(rf"(?<![a-z0-9]){re.escape(t)}(?![a-z0-9])", text.lower()) is not None
     return t in text.lower()
 
 
@@ -802,8 +432,7 @@ def explain_offline(
     a = analyse(focus, split.top_logits)
     if a.dominant is not None:  # the context of the dominant word's own examples
         key = a.dominant.strip().lower()
-        own = [ex for ex in focus if peak_word(ex, _peak(ex))[0].strip().lower() == key]
-        focus = own or focus
+        focus = [ex for ex in focus if peak_of(ex).key == key] or focus
     scorer = None
     context = None
     try:
@@ -823,10 +452,11 @@ def explain_offline(
         except Exception as exc:  # the LLM is a second opinion: its failure is recorded, not fatal
             llm_error = f"{type(exc).__name__}: {exc}"[:300]
     eligible = [c for c in candidates if c.text and not c.rejected]
-    if a.dominant is not None:
+    if (required := required_words(a)) is not None:
         for c in eligible:
-            if not names_token(c.text, a.dominant):
-                c.rejected = f"does not name the dominant token {show(a.dominant)}"
+            if not names_token(c.text, required):
+                what = "dominant token" if a.dominant is not None else "token class"
+                c.rejected = f"does not name the {what} {show(required)}"
         eligible = [c for c in eligible if not c.rejected]
     if scorer is not None and eligible:
         for c, s in zip(eligible, scorer.scores([c.text for c in eligible]), strict=True):
@@ -847,15 +477,5 @@ def explain_offline(
         candidates=candidates,
         context=context,
         llm_error=llm_error,
-        analysis={
-            "n_examples": a.n,
-            "dominant": a.dominant,
-            "share": round(a.share, 3),
-            "top_tokens": [[t, round(s, 3)] for t, s in a.top_tokens],
-            "prev": list(a.prev) if a.prev else None,
-            "next": list(a.next) if a.next else None,
-            "token_class": list(a.token_class) if a.token_class else None,
-            "sentence_start": round(a.sentence_start, 3),
-            "logits": a.logits,
-        },
+        analysis=a.as_json(),
     )

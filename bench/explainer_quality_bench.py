@@ -37,9 +37,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def names(text: str, token: str) -> bool:
+    """Whether `text` names `token` as a word. A short or function word ("a", "of", "the") must be quoted:
+    otherwise any phrase with "a" in it ("after a comma") would count as naming the token "a"."""
+    from autointerp.phrasing import token_class
+
     t = token.strip().lower()
     if not t:
         return "line" in text.lower() or "space" in text.lower()
+    if len(t) <= 2 or token_class(t) in ("pronouns", "determiners", "prepositions", "conjunctions",
+                                         "auxiliaries"):
+        return f'"{t}"' in text.lower() or f"'{t}'" in text.lower()
     if re.fullmatch(r"\w+", t):
         return re.search(rf"(?<![a-z0-9]){re.escape(t)}(?![a-z0-9])", text.lower()) is not None
     return t in text.lower()
@@ -98,7 +105,9 @@ def main() -> None:
     if not features:
         sys.exit(f"no live features for {args.model}/{args.source}: generate its dashboards first")
     cache_path = Path(args.cache)
-    cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    # index -> {"text": old explanation, "seconds": time it took}; a plain string is an older cache entry
+    cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cache = {k: v if isinstance(v, dict) else {"text": v, "seconds": None} for k, v in cache.items()}
     backend = LocalChat()
     minilm = load_minilm()
     old_settings = ExplainerSettings.for_model("np_max-act-logits", LOCAL_MODEL)
@@ -114,8 +123,8 @@ def main() -> None:
             )
         )
     rows: list[dict[str, Any]] = []
-    old_s = new_s = 0.0
-    skipped = 0
+    new_s = 0.0
+    old_fresh = skipped = 0
     for n, feature in enumerate(features):
         top, quantile = feature_examples(feature)
         split = split_examples(top, quantile, top_logits=tuple(feature.pos_str or ())[:10])
@@ -132,10 +141,11 @@ def main() -> None:
         if key not in cache:
             started = time.perf_counter()
             try:
-                cache[key] = explain_np_max_act_logits(evidence, backend, old_settings).text
+                text = explain_np_max_act_logits(evidence, backend, old_settings).text
             except UnparseableOutput:
-                cache[key] = ""
-            old_s += time.perf_counter() - started
+                text = ""
+            cache[key] = {"text": text, "seconds": time.perf_counter() - started}
+            old_fresh += 1
             if n % 10 == 0:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
                 cache_path.write_text(json.dumps(cache))
@@ -147,11 +157,12 @@ def main() -> None:
         except ValueError:
             skipped += 1
             continue
-        old_text = cache[key] or "(no explanation)"
+        old_text = cache[key]["text"] or "(no explanation)"
         old_score, new_score = scorer.scores([old_text, new.text])
         row = {
             "index": feature.index,
-            "old": cache[key],
+            "old": cache[key]["text"],
+            "old_seconds": cache[key]["seconds"],
             "new": new.text,
             "method": new.method,
             "old_score": old_score,
@@ -178,16 +189,18 @@ def main() -> None:
         rows.append(row)
         print(
             f"[{len(rows)}/{len(features)}] #{feature.index}: new {new.text!r} ({new_score:.2f}) | "
-            f"old {cache[key][:50]!r} ({old_score:.2f})",
+            f"old {cache[key]['text'][:50]!r} ({old_score:.2f})",
             file=sys.stderr,
             flush=True,
         )
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     cache_path.write_text(json.dumps(cache))
-    report(rows, skipped, old_s, new_s, args, llm)
+    print(f"old explanations: {old_fresh} generated in this run, the rest read from {cache_path}",
+          file=sys.stderr)
+    report(rows, skipped, new_s, args, llm)
 
 
-def report(rows: list[dict[str, Any]], skipped: int, old_s: float, new_s: float, args: Any, llm: Any) -> None:
+def report(rows: list[dict[str, Any]], skipped: int, new_s: float, args: Any, llm: Any) -> None:
     n = len(rows)
     consistent = [r for r in rows if r["dominant"] and r["dominant"][1] >= 0.5]
 
@@ -228,8 +241,10 @@ def report(rows: list[dict[str, Any]], skipped: int, old_s: float, new_s: float,
         f"| new beats old (win rate, ties half) | | {win_rate:.0%} ({wins} wins, {ties} ties of {n}) | "
         f">= 65%: {'met' if win_rate >= 0.65 else 'NOT met'} |"
     )
+    old_times = [r["old_seconds"] for r in rows if r["old_seconds"] is not None]
     print(
-        f"| explainer time per feature (CPU, this run) | {old_s / max(1, n):.2f} s "
+        f"| explainer time per feature (CPU; old: when generated) | "
+        f"{statistics.mean(old_times) if old_times else float('nan'):.2f} s (n={len(old_times)}) "
         f"| {new_s / max(1, n):.2f} s | |"
     )
     print(
