@@ -51,6 +51,7 @@ from upstream.common import (  # noqa: E402
     CONV_MODEL,
     CONV_SOURCE,
     DST,
+    DST_CONV,
     DST_SQL,
     DST_THEIRS,
     MODEL,
@@ -80,6 +81,7 @@ from upstream.compare import (  # noqa: E402
     compare_files,
     compare_np,
     compare_ours,
+    compare_stored,
     fingerprint,
     live_counts,
     public_view,
@@ -120,7 +122,7 @@ def main() -> int:
         ok = False
     finally:
         if not args.keep:
-            for db in (SRC, OURS, DST, DST_SQL, DST_THEIRS):
+            for db in (SRC, OURS, DST, DST_SQL, DST_THEIRS, DST_CONV):
                 drop(db)
     width = max(len(r[0]) for r in ROWS)
     print(f"\n{'step':<{width}}  {'seconds':>8}  result")
@@ -305,6 +307,22 @@ def run(checkout: Path, exported: dict[str, list[str]], n: int) -> bool:
     ok &= check(rc == 0)
     if rc:
         print(out)
+    if have_node:
+        conv_db = new_np_db(checkout, DST_CONV)
+        errors = timed(
+            "control: their import route on the converter's output",
+            lambda: route_errors(
+                [np_route(checkout, DST_CONV, conv, CONV_SOURCE, model=CONV_MODEL, config=base / "config")]
+            ),
+            str,
+        )
+        ok &= check("ROUTE ERROR" not in errors and "exit" not in errors)
+        tally = timed(
+            "compare: what their import stored vs ours",
+            lambda: compare_stored(conv_db, ours, CONV_MODEL, CONV_SOURCE),
+            Tally.summary,
+        )
+        ok &= check(not tally.bad)
     tally = timed(
         "compare: converter files vs ours",
         lambda: compare_files(conv, ours),

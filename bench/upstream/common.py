@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 HOST, PORT = "127.0.0.1", 54329
 SRC, OURS, DST = "np_upstream_src", "np_upstream_ours", "np_upstream_dst"
-DST_SQL, DST_THEIRS = "np_upstream_dst_sql", "np_upstream_dst_theirs"
+DST_SQL, DST_THEIRS, DST_CONV = "np_upstream_dst_sql", "np_upstream_dst_theirs", "np_upstream_dst_conv"
 VENV = Path("/tmp/np_upstream_venv")
 WORK = Path("/tmp/np_upstream_run")
 MODEL, RELEASE, SET = "gpt2-small", "np-bench-release", "res-bench"

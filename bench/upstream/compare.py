@@ -134,18 +134,7 @@ def _compare_source(
         if table == "Activation":
             where += f" AND \"creatorId\" IN ('{DEFAULT_CREATOR}', '{PUBLIC_USER}')"
         expected = {(r["index"], r["id"]) if key else r["index"]: r for r in src_rows(src, table, where)}
-        select = ", ".join(f"t.{c.column}::text" if c.kind == "vector" else f"t.{c.column}" for c in cols)
-        join = "" if table == "Neuron" else " JOIN features_feature f ON f.id = t.feature_id"
-        index = "t.index" if table == "Neuron" else "f.index"
-        ext = ", t.external_id" if key else ""
-        got = {}
-        for row in ours.execute(
-            f"SELECT {index}{ext}, {select} FROM {ours_table} t{join} WHERE "
-            f"{'t' if table == 'Neuron' else 'f'}.source_id = %s",
-            [sid[0]],
-        ).fetchall():
-            k = (str(row[0]), row[1]) if key else str(row[0])
-            got[k] = dict(zip([c.column for c in cols], row[2 if key else 1 :], strict=True))
+        got = _ours_rows(ours, sid[0], cols, ours_table, key)
         tally.missing(f"{table} rows missing", set(expected) - set(got))
         tally.missing(f"{table} rows extra", set(got) - set(expected))
         for k in set(expected) & set(got):
@@ -154,6 +143,49 @@ def _compare_source(
                 if c.key in ("creatorId", "authorId"):
                     value = DEFAULT_CREATOR  # their exporter writes DEFAULT_CREATOR_ID over every one
                 tally.check(f"{table} {source} {k}", f"{table}.{c.key}", c.kind, value, got[k][c.column])
+
+
+def _ours_rows(
+    ours: psycopg.Connection[Any], source_id: int, cols: list[Any], ours_table: str, key: str | None
+) -> dict[Any, dict[str, Any]]:
+    """Our rows of a source by index (features) or (index, Neuronpedia id), with the columns `cols`."""
+    select = ", ".join(f"t.{c.column}::text" if c.kind == "vector" else f"t.{c.column}" for c in cols)
+    join = "" if ours_table == "features_feature" else " JOIN features_feature f ON f.id = t.feature_id"
+    alias = "t" if ours_table == "features_feature" else "f"
+    ext = ", t.external_id" if key else ""
+    got = {}
+    for row in ours.execute(
+        f"SELECT {alias}.index{ext}, {select} FROM {ours_table} t{join} WHERE {alias}.source_id = %s",
+        [source_id],
+    ).fetchall():
+        k = (str(row[0]), row[1]) if key else str(row[0])
+        got[k] = dict(zip([c.column for c in cols], row[2 if key else 1 :], strict=True))
+    return got
+
+
+def compare_stored(
+    npdb: psycopg.Connection[Any], ours: psycopg.Connection[Any], model: str, source: str
+) -> Tally:
+    """What Neuronpedia's own import stored from some files against what ours stored from the same files:
+    every column of every feature, activation and explanation that both have."""
+    tally = Tally()
+    sid = ours.execute(
+        "SELECT id FROM features_source WHERE model_id = %s AND name = %s", [model, source]
+    ).fetchone()
+    if sid is None:
+        tally.bad["source"].append(f"no live source {source}")
+        return tally
+    for table, columns, ours_table, key in BATCH_TABLES:
+        cols = [c for c in columns if not c.ours]
+        where = f"WHERE \"modelId\" = '{model}' AND layer = '{source}'"
+        expected = {(r["index"], r["id"]) if key else r["index"]: r for r in src_rows(npdb, table, where)}
+        got = _ours_rows(ours, sid[0], cols, ours_table, key)
+        tally.missing(f"{table} rows missing", set(expected) - set(got))
+        tally.missing(f"{table} rows extra", set(got) - set(expected))
+        for k in set(expected) & set(got):
+            for c in cols:
+                tally.check(f"{table} {k}", f"{table}.{c.key}", c.kind, expected[k][c.key], got[k][c.column])
+    return tally
 
 
 RECORDS = (

@@ -366,12 +366,20 @@ def ensure_node(checkout: Path) -> str:
     return f"node {version}, Prisma Client 5.22.0 (wasm engine) generated from their schema.prisma"
 
 
-def np_route(checkout: Path, db: str, base: Path, source: str) -> tuple[int, str]:
-    """Their GET /api/admin/import for one source, under Node; returns (exit code, log)."""
+def np_route(
+    checkout: Path, db: str, base: Path, source: str, *, model: str = MODEL, config: Path | None = None
+) -> tuple[int, str]:
+    """Their GET /api/admin/import for one source, under Node; returns (exit code, log). The bucket is
+    `base` (DATASET_BASE_PATH "v1/"), or with `config`, that config folder and base's folder of `model`."""
     s3 = WORK / "s3"
     shutil.rmtree(s3, ignore_errors=True)
     s3.mkdir(parents=True)
-    (s3 / "v1").symlink_to(base)  # DATASET_BASE_PATH = "v1/"
+    if config is None:
+        (s3 / "v1").symlink_to(base)
+    else:
+        (s3 / "v1").mkdir()
+        (s3 / "v1" / "config").symlink_to(config)
+        (s3 / "v1" / model).symlink_to(base / model)
     (WORK / "np_import_driver.js").write_text(DRIVER)
     c = creds()
     env = {
@@ -379,7 +387,7 @@ def np_route(checkout: Path, db: str, base: Path, source: str) -> tuple[int, str
         "NP_NODE_MODULES": str(NODE_DIR / "node_modules"),
         "NP_WEBAPP": str(checkout / "apps/webapp"),
         "NP_LOCAL_S3": str(s3),
-        "NP_MODEL": MODEL,
+        "NP_MODEL": model,
         "NP_SOURCE": source,
         "POSTGRES_URL_NON_POOLING": f"postgres://{c['superuser']}:{c['superuser_password']}@{HOST}:{PORT}/{db}",
     }

@@ -16,13 +16,17 @@ embeddings come out of psycopg2 (no pgvector adapter) as strings "[0.07,-0.04,..
 converter writes the same layout with `index` as a number and `"dimension": null`, `layers: 0`.
 Columns marked `ours` are not Neuronpedia's: an import never needs them and a Neuronpedia export leaves
 them out.
+A key a file leaves out gets what Neuronpedia's import would store, its column default (`absent`: `[]` for
+most arrays, 10 for vectorDefaultSteerStrength...): its exporter leaves out lossValues/zKIndices..., its
+converter writes `"zIndices": null`. A key present with null stays NULL. Exception: correlated_features_*,
+which its exporter never writes, stay NULL ("not in the export"; `[]` there).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT_BASE = "https://neuronpedia-datasets.s3.amazonaws.com/v1"
 BATCH_SIZE = 1024
@@ -44,6 +48,7 @@ class Column:
     required: bool = False
     nullable: bool = True   # False: JSON null becomes the column's empty value ('' / [] / false)
     ours: bool = False      # not a Neuronpedia column
+    absent: Any = None      # Neuronpedia's column default: what its import stores when the key is absent
 
 
 def batch_number(name: str) -> int:
@@ -52,36 +57,36 @@ def batch_number(name: str) -> int:
 
 
 FEATURE_COLUMNS: tuple[Column, ...] = (
-    Column("maxActApprox", "max_act_approx", "float"),
+    Column("maxActApprox", "max_act_approx", "float", absent=0.0),
     Column("frac_nonzero", "frac_nonzero", "float", nullable=False),
-    Column("freq_hist_data_bar_heights", "freq_hist_data_bar_heights", "floats"),
-    Column("freq_hist_data_bar_values", "freq_hist_data_bar_values", "floats"),
-    Column("logits_hist_data_bar_heights", "logits_hist_data_bar_heights", "floats"),
-    Column("logits_hist_data_bar_values", "logits_hist_data_bar_values", "floats"),
-    Column("pos_str", "pos_str", "strs"),
-    Column("pos_values", "pos_values", "floats"),
-    Column("neg_str", "neg_str", "strs"),
-    Column("neg_values", "neg_values", "floats"),
-    Column("topkCosSimIndices", "topk_cos_sim_indices", "ints"),
-    Column("topkCosSimValues", "topk_cos_sim_values", "floats"),
-    Column("neuron_alignment_indices", "neuron_alignment_indices", "ints"),
-    Column("neuron_alignment_values", "neuron_alignment_values", "floats"),
-    Column("neuron_alignment_l1", "neuron_alignment_l1", "floats"),
-    Column("correlated_neurons_indices", "correlated_neurons_indices", "ints"),
-    Column("correlated_neurons_pearson", "correlated_neurons_pearson", "floats"),
-    Column("correlated_neurons_l1", "correlated_neurons_l1", "floats"),
-    Column("correlated_features_indices", "correlated_features_indices", "ints"),
+    Column("freq_hist_data_bar_heights", "freq_hist_data_bar_heights", "floats", absent=[]),
+    Column("freq_hist_data_bar_values", "freq_hist_data_bar_values", "floats", absent=[]),
+    Column("logits_hist_data_bar_heights", "logits_hist_data_bar_heights", "floats", absent=[]),
+    Column("logits_hist_data_bar_values", "logits_hist_data_bar_values", "floats", absent=[]),
+    Column("pos_str", "pos_str", "strs", absent=[]),
+    Column("pos_values", "pos_values", "floats", absent=[]),
+    Column("neg_str", "neg_str", "strs", absent=[]),
+    Column("neg_values", "neg_values", "floats", absent=[]),
+    Column("topkCosSimIndices", "topk_cos_sim_indices", "ints", absent=[]),
+    Column("topkCosSimValues", "topk_cos_sim_values", "floats", absent=[]),
+    Column("neuron_alignment_indices", "neuron_alignment_indices", "ints", absent=[]),
+    Column("neuron_alignment_values", "neuron_alignment_values", "floats", absent=[]),
+    Column("neuron_alignment_l1", "neuron_alignment_l1", "floats", absent=[]),
+    Column("correlated_neurons_indices", "correlated_neurons_indices", "ints", absent=[]),
+    Column("correlated_neurons_pearson", "correlated_neurons_pearson", "floats", absent=[]),
+    Column("correlated_neurons_l1", "correlated_neurons_l1", "floats", absent=[]),
+    Column("correlated_features_indices", "correlated_features_indices", "ints"),  # see above
     Column("correlated_features_pearson", "correlated_features_pearson", "floats"),
     Column("correlated_features_l1", "correlated_features_l1", "floats"),
-    Column("decoder_weights_dist", "decoder_weights_dist", "floats"),
+    Column("decoder_weights_dist", "decoder_weights_dist", "floats", absent=[]),
     Column("umap_x", "umap_x", "float"),
     Column("umap_y", "umap_y", "float"),
     Column("umap_cluster", "umap_cluster", "int"),
     Column("umap_log_feature_sparsity", "umap_log_feature_sparsity", "float"),
     Column("hasVector", "has_vector", "bool", nullable=False),
-    Column("vector", "vector", "floats"),
+    Column("vector", "vector", "floats", absent=[]),
     Column("vectorLabel", "vector_label", "str"),
-    Column("vectorDefaultSteerStrength", "vector_default_steer_strength", "float"),
+    Column("vectorDefaultSteerStrength", "vector_default_steer_strength", "float", absent=10.0),
     Column("hookName", "hook_name", "str"),
     Column("creatorId", "creator_external_id", "str"),
     Column("sourceSetName", "source_set_name", "str"),
@@ -102,14 +107,14 @@ ACTIVATION_COLUMNS: tuple[Column, ...] = (
     Column("qualifyingTokenIndex", "qualifying_token_index", "int"),
     Column("dataSource", "data_source", "str"),
     Column("dataIndex", "data_index", "int"),
-    Column("dfaValues", "dfa_values", "floats"),
+    Column("dfaValues", "dfa_values", "floats", absent=[]),
     Column("dfaTargetIndex", "dfa_target_index", "int"),
     Column("dfaMaxValue", "dfa_max_value", "float"),
-    Column("lossValues", "loss_values", "floats"),
+    Column("lossValues", "loss_values", "floats", absent=[]),
     Column("logitContributions", "logit_contributions", "str"),
-    Column("zKIndices", "z_k_indices", "ints"),
-    Column("zQIndices", "z_q_indices", "ints"),
-    Column("zValues", "z_values", "floats"),
+    Column("zKIndices", "z_k_indices", "ints", absent=[]),
+    Column("zQIndices", "z_q_indices", "ints", absent=[]),
+    Column("zValues", "z_values", "floats", absent=[]),
     Column("creatorId", "creator_external_id", "str"),
 )
 
@@ -121,10 +126,10 @@ EXPLANATION_COLUMNS: tuple[Column, ...] = (
     Column("explanationModelName", "explanation_model_id", "str"),
     Column("scoreV1", "score_v1", "float", nullable=False),
     Column("scoreV2", "score_v2", "float"),
-    Column("umap_x", "umap_x", "float"),
-    Column("umap_y", "umap_y", "float"),
-    Column("umap_cluster", "umap_cluster", "int"),
-    Column("umap_log_feature_sparsity", "umap_log_feature_sparsity", "float"),
+    Column("umap_x", "umap_x", "float", absent=0.0),
+    Column("umap_y", "umap_y", "float", absent=0.0),
+    Column("umap_cluster", "umap_cluster", "int", absent=0),
+    Column("umap_log_feature_sparsity", "umap_log_feature_sparsity", "float", absent=0.0),
     Column("notes", "notes", "str", nullable=False),
     Column("authorId", "author_external_id", "str"),
     Column("embedder", "embedder", "str", nullable=False, ours=True),  # inferred from the width if absent

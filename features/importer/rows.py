@@ -141,10 +141,13 @@ def split_z_indices(record: dict[str, Any]) -> None:
 
 
 def convert(record: dict[str, Any], columns: tuple[Column, ...]) -> list[Any]:
-    """Values for `columns`, in order. Unknown keys are ignored."""
+    """Values for `columns`, in order. Unknown keys are ignored; an absent key takes Neuronpedia's column
+    default where it has one (`Column.absent`), a null stays null."""
     out: list[Any] = []
     for col in columns:
         value = record.get(col.key)
+        if value is None and col.absent is not None and col.key not in record:
+            value = col.absent  # a key the file leaves out: Neuronpedia's import stores the column default
         if value is None:
             if col.required:
                 raise RowError(f"missing required key '{col.key}'" if col.key not in record

@@ -171,6 +171,22 @@ def test_nul_characters_become_spaces_as_in_neuronpedias_import(tmp_path: Path) 
                .values_list("description", flat=True)) == {"x "}
 
 
+def test_a_left_out_key_takes_neuronpedias_column_default_and_a_null_stays_null(tmp_path: Path) -> None:
+    """What Neuronpedia's import stores (INSERT of the first line's keys): the converter writes
+    `"zIndices": null` and no zKIndices (stored as []); a null written out stays NULL."""
+    folder = write_source(tmp_path, SyntheticSpec(num_features=4, acts_per_feature=1, context=4))
+
+    def edit(rows: list[dict]) -> list[dict]:
+        return [{**{k: v for k, v in r.items() if k != "dfaValues"}, "zIndices": None, "lossValues": None}
+                for r in rows]
+
+    _rewrite(folder / "activations/batch-0.jsonl.gz", edit)
+    assert run_import(tmp_path).status == JobStatus.DONE
+    rows = Activation.objects.filter(feature__source__name="6-res-jb")
+    stored = {(tuple(a.z_k_indices), tuple(a.z_q_indices), tuple(a.dfa_values), a.loss_values) for a in rows}
+    assert stored == {((), (), (), None)}
+
+
 def test_the_feature_api_shows_neuronpedia_ids_of_imported_rows(tmp_path: Path, client) -> None:
     write_source(tmp_path, SyntheticSpec(num_features=12, acts_per_feature=2, context=4, batch_size=8))
     assert run_import(tmp_path).status == JobStatus.DONE
@@ -180,4 +196,4 @@ def test_the_feature_api_shows_neuronpedia_ids_of_imported_rows(tmp_path: Path, 
     assert all(a["creatorId"] == "clkht01d40000jv08hvalcvly" for a in body["activations"])
     assert [(e["id"], e["authorId"]) for e in body["explanations"]] == [
         ("cl06e0000003x00", "clkht01d40000jv08hvalcvly")]
-    assert body["correlated_features_l1"] is None  # null stays null
+    assert body["correlated_features_l1"] is None  # never in their export (its default [] there)
