@@ -44,6 +44,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # features.importer.layout, imported by upstream.compare
@@ -133,6 +134,16 @@ def main() -> int:
 
 
 FAILED: list[str] = []
+# never in their export: their import stores the default [], ours keeps NULL (importer/layout.py)
+NOT_EXPORTED_NULL = ("correlated_features_indices", "correlated_features_pearson", "correlated_features_l1")
+
+
+def _stored_all(theirs: Any, ours: Any) -> Tally:
+    tally = Tally()
+    NULL_AS_EMPTY.clear()
+    for source in SOURCES:
+        compare_stored(theirs, ours, MODEL, source, tally, skip=NOT_EXPORTED_NULL)
+    return tally
 
 
 def check(passed: bool) -> bool:
@@ -216,6 +227,17 @@ def run(checkout: Path, exported: dict[str, list[str]], n: int) -> bool:
         ),
     )
     ok &= check(not tally.bad)
+    if have_node:
+        tally = timed(
+            "compare: what their import stored from their export vs ours",
+            lambda: _stored_all(theirs, ours),
+            lambda t: (
+                t.summary()
+                + f" (all columns but {', '.join(NOT_EXPORTED_NULL)}); NULL there, ''/[] in a NOT NULL column"
+                f" of ours: {sorted(set(NULL_AS_EMPTY))}"
+            ),
+        )
+        ok &= check(not tally.bad)
     before = fingerprint(ours)
     rc, out = timed(
         "our import again",

@@ -164,11 +164,16 @@ def _ours_rows(
 
 
 def compare_stored(
-    npdb: psycopg.Connection[Any], ours: psycopg.Connection[Any], model: str, source: str
+    npdb: psycopg.Connection[Any],
+    ours: psycopg.Connection[Any],
+    model: str,
+    source: str,
+    tally: Tally | None = None,
+    skip: tuple[str, ...] = (),
 ) -> Tally:
     """What Neuronpedia's own import stored from some files against what ours stored from the same files:
-    every column of every feature, activation and explanation that both have."""
-    tally = Tally()
+    every column of every feature, activation and explanation that both have (but `skip`)."""
+    tally = tally or Tally()
     sid = ours.execute(
         "SELECT id FROM features_source WHERE model_id = %s AND name = %s", [model, source]
     ).fetchone()
@@ -176,7 +181,7 @@ def compare_stored(
         tally.bad["source"].append(f"no live source {source}")
         return tally
     for table, columns, ours_table, key in BATCH_TABLES:
-        cols = [c for c in columns if not c.ours]
+        cols = [c for c in columns if not c.ours and c.key not in skip]
         where = f"WHERE \"modelId\" = '{model}' AND layer = '{source}'"
         expected = {(r["index"], r["id"]) if key else r["index"]: r for r in src_rows(npdb, table, where)}
         got = _ours_rows(ours, sid[0], cols, ours_table, key)
@@ -184,7 +189,11 @@ def compare_stored(
         tally.missing(f"{table} rows extra", set(got) - set(expected))
         for k in set(expected) & set(got):
             for c in cols:
-                tally.check(f"{table} {k}", f"{table}.{c.key}", c.kind, expected[k][c.key], got[k][c.column])
+                value, mine = expected[k][c.key], got[k][c.column]
+                if value is None and not c.nullable and mine in ("", [], False):
+                    NULL_AS_EMPTY.append(f"{table}.{c.key}")  # a NOT NULL column of ours
+                    continue
+                tally.check(f"{table} {k}", f"{table}.{c.key}", c.kind, value, mine)
     return tally
 
 
@@ -426,8 +435,11 @@ def compare_files(base: Path, ours: psycopg.Connection[Any]) -> Tally:
             for name, value in expected[k].items():
                 if name in head or (key and name == "id"):
                     continue
-                if name == "zIndices":
-                    name, value = "zKIndices", None if value is None else value[0]
+                if name == "zIndices":  # their import: split, or (null) the columns' default []
+                    for half, column in enumerate(("zKIndices", "zQIndices")):
+                        part = [] if value is None else value[half]
+                        tally.check(f"{kind} {k}", f"{kind}.{column}", "ints", part, got[k][column])
+                    continue
                 if name not in cols:
                     NOT_KEPT.add(f"{kind}.{name}")
                     continue
