@@ -3,23 +3,24 @@
 A 135M model cannot be trusted to describe a feature on its own (it continues the examples instead of
 describing them), so the explanation is built from a deterministic analysis of the feature's examples:
 
-- the token each example peaks on, grouped case-insensitively: the dominant one and its share;
-- the tokens just before and after the peak (a shared left/right context such as "(" ... ")");
-- token classes shared by the peaks (numbers, punctuation, months, names, word endings...);
-- position patterns (the peak starts a sentence or a line);
-- the top positive logits (what the feature makes more likely next);
+- (autointerp/phrasing.py) the word each example peaks on, its share of the activation mass, the
+  dominant one; the token class the peaks share (numbers, punctuation, months, names, function words,
+  code...); context phrases that hold for most peaks (in news-wire datelines, in parentheses, after a
+  preposition, at the start of a line, after "of"...);
 - a context label chosen by the local sentence embedder (all-MiniLM-L6-v2) among a fixed list of text
   kinds ("news-wire datelines", "dialogue", ...) by how much closer it is to the feature's activating
   windows than to its non-activating ones.
 
-These give a handful of short candidates (`"AP" in "(AP)"`, `"AP" in news-wire datelines`, `numbers
-("1960", "12")`...). Where the analysis finds no dominant token, the local SmolLM2 writes one more
-candidate, constrained: few-shot, at most a few words, parsed, and rejected when it echoes the examples.
+These give a handful of short candidates: a dominant word named first and alone, then its context
+(`"AP" in news-wire datelines`, `"the" after a preposition`); else a class named by its class word
+(`numbers ("1960", "12", "3")`), and only as a last resort a list of tokens. Where the analysis finds no
+dominant token, the local SmolLM2 writes one more candidate, constrained: few-shot, at most a few words,
+parsed, and rejected when it echoes the examples.
 
 Candidates are scored by the embedding scorer on the examples the explainer saw (activating windows vs
-non-activating windows of the same rows); a candidate that does not name a dominant token is not
-eligible, and a shorter candidate wins near-ties. The kept explanation is then scored on HELD-OUT
-examples (`split_examples`), which is the score shown with it.
+non-activating windows of the same rows); a candidate that does not name the dominant word (or, without
+one, the class word such as "numbers") is not eligible, and a shorter candidate wins near-ties. The kept
+explanation is then scored on HELD-OUT examples (`split_examples`), which is the score shown with it.
 
 Examples are split by rank: the explainer sees the even ranks of the top group and of the quantile
 bins, scorers use the odd ranks. Non-activating text is corpus text where the feature is exactly zero
