@@ -44,7 +44,8 @@ def get_source(model_id: str, source_name: str) -> Source:
 
 
 DASHBOARD_ACTIVATION_FIELDS = ("id", "feature_id", "tokens", "values", "max_value", "max_value_token_index",
-                               "bin_min", "bin_max", "bin_contains")  # what the dashboard shows
+                               "bin_min", "bin_max", "bin_contains",  # what the dashboard shows
+                               "dfa_values", "dfa_target_index", "dfa_max_value")  # attention SAEs
 
 
 def get_feature(model_id: str, source_name: str, index: int) -> Feature:

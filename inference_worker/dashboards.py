@@ -42,6 +42,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from inference_worker.dfa import direct_feature_attribution, supports_dfa
 from inference_worker.models import model_device
 from inference_worker.saes import FwdHooks, Source, hook_layer
 
@@ -540,6 +541,10 @@ class Example:
     bin_min: float  # -1 for the top group
     bin_max: float
     bin_contains: float  # share of non-zero activations in the bin; -1 for the top group
+    # attention SAEs, top group: the activation at qualifying_token_index split over source tokens (DFA)
+    dfa_values: list[float] | None = None
+    dfa_target_index: int | None = None
+    dfa_max_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -558,21 +563,32 @@ class ExampleBatch:
     bin_min: Tensor  # float32; -1 for the top group
     bin_max: Tensor
     bin_contains: Tensor
+    dfa_rows: Tensor | None = None  # [m] rows with DFA (attention SAEs: the top group), ascending
+    dfa_values: Tensor | None = None  # [m, ctx] float32, rounded; target = qualifying_token_index
 
     def __len__(self) -> int:
         return len(self.feature)
 
+    def dfa(self) -> dict[int, list[float]]:
+        """Row -> DFA values, for the rows that have them."""
+        if self.dfa_rows is None or self.dfa_values is None:
+            return {}
+        return dict(zip(self.dfa_rows.tolist(), self.dfa_values.tolist(), strict=True))
+
     def to_examples(self, lo: int, hi: int) -> list[list[Example]]:
         out: list[list[Example]] = [[] for _ in range(hi - lo)]
+        dfa = self.dfa()
         cols = (self.feature, self.sequence, self.token_ids, self.values, self.max_value,
                 self.max_value_token_index, self.min_value, self.qualifying_token_index, self.bin_min,
                 self.bin_max, self.bin_contains)
-        for f, seq, ids, vals, mx, arg, mn, q, bmin, bmax, bc in zip(*(c.tolist() for c in cols),
-                                                                     strict=True):
+        for row, (f, seq, ids, vals, mx, arg, mn, q, bmin, bmax, bc) in enumerate(
+                zip(*(c.tolist() for c in cols), strict=True)):
+            d = dfa.get(row)
             out[f - lo].append(Example(
                 feature=f, sequence=seq, token_ids=ids, values=vals, max_value=mx,
                 max_value_token_index=arg, min_value=mn, qualifying_token_index=q, bin_min=bmin,
-                bin_max=bmax, bin_contains=bc))
+                bin_max=bmax, bin_contains=bc, dfa_values=d, dfa_target_index=None if d is None else q,
+                dfa_max_value=None if d is None else max(d)))
         return out
 
 
@@ -906,6 +922,8 @@ class _ExampleBuilder:
         self.top_val, self.top_tok = st.t["top_val"], st.t["top_tok"]
         self.max_act = st.t["max_act"]
         self._strings: dict[int, str] = {}
+        self.model, self.source = gen.model, gen.source
+        self.with_dfa = supports_dfa(gen.source)
 
     def token_strings(self, ids: Iterable[int]) -> dict[int, str]:
         missing = {int(i) for i in ids} - self._strings.keys()
@@ -932,11 +950,17 @@ class _ExampleBuilder:
         dense = self._values(feats, seqs)
         mx, arg = dense.max(dim=1) if len(feats) else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
         mn = dense.min(dim=1).values if len(feats) else torch.zeros(0)
+        dfa_rows = dfa_values = None
+        if self.with_dfa:  # attention SAEs: DFA of the top group, at each example's qualifying token
+            dfa_rows = (bmin == -1).nonzero(as_tuple=True)[0]
+            dfa_values = torch.round(direct_feature_attribution(
+                self.model, self.source, self.tokens[seqs[dfa_rows]], feats[dfa_rows],
+                toks[dfa_rows] % self.ctx), decimals=self.digits)
         return ExampleBatch(
             feature=feats, sequence=seqs, token_ids=self.tokens[seqs],
             values=torch.round(dense, decimals=self.digits), max_value=mx, max_value_token_index=arg,
             min_value=mn, qualifying_token_index=toks % self.ctx, bin_min=bmin, bin_max=bmax,
-            bin_contains=bcont)
+            bin_contains=bcont, dfa_rows=dfa_rows, dfa_values=dfa_values)
 
     def __call__(self, lo: int, hi: int) -> list[list[Example]]:
         return self.batch(lo, hi).to_examples(lo, hi)

@@ -41,7 +41,8 @@ def direct_feature_attribution(model: Any, source: Any, tokens: Int[Tensor, "n c
                                features: Int[Tensor, " n"], targets: Int[Tensor, " n"],
                                batch_size: int = 16) -> Float[Tensor, "n ctx"]:
     """Row i: feature features[i]'s pre-activation at token targets[i] of sequence tokens[i], split over
-    the source tokens (zero after the target: causal attention)."""
+    the source tokens (zero after the target: causal attention). Each distinct sequence runs once, up to
+    the SAE's layer, however many rows share it (a dashboard's top examples reuse few sequences)."""
     layer = attention_layer(source.hook_name)
     if layer is None:
         raise ValueError(f"DFA needs an attention-output hook (blocks.L.attn.hook_z), not {source.hook_name}")
@@ -51,21 +52,25 @@ def direct_feature_attribution(model: Any, source: Any, tokens: Int[Tensor, "n c
         raise ValueError(f"encoder input {w_enc.shape[0]} != n_heads * d_head = {n_heads * d_head}")
     device = w_enc.device
     out = torch.zeros(tokens.shape, dtype=torch.float32)
+    if not len(tokens):
+        return out
+    unique, inverse = torch.unique(tokens, dim=0, return_inverse=True)
     store: dict[str, Tensor] = {}
 
     def keep(act: Tensor, hook: Any) -> None:
         store[hook.name.rsplit(".", 1)[-1]] = act
 
-    for lo in range(0, len(tokens), batch_size):
-        hi = min(lo + batch_size, len(tokens))
-        model.run_with_hooks(
-            tokens[lo:hi].to(device).long(), return_type=None, stop_at_layer=layer + 1,
-            fwd_hooks=[(f"blocks.{layer}.attn.hook_v", keep), (f"blocks.{layer}.attn.hook_pattern", keep)])
+    hooks = [(f"blocks.{layer}.attn.hook_v", keep), (f"blocks.{layer}.attn.hook_pattern", keep)]
+    for lo in range(0, len(unique), batch_size):
+        hi = min(lo + batch_size, len(unique))
+        model.run_with_hooks(unique[lo:hi].to(device).long(), return_type=None, stop_at_layer=layer + 1,
+                             fwd_hooks=hooks)
         v, pattern = store["hook_v"].float(), store["hook_pattern"].float()  # [b,s,kv,d], [b,h,t,s]
         if v.shape[2] != n_heads:  # grouped-query attention: each value head serves a group of heads
             v = v.repeat_interleave(n_heads // v.shape[2], dim=2)
-        rows = torch.arange(hi - lo, device=pattern.device)
-        weights = pattern[rows, :, targets[lo:hi].to(pattern.device), :]  # [b, h, s]
-        enc = w_enc[:, features[lo:hi].to(device)].T.float().reshape(hi - lo, n_heads, d_head)  # [b,h,d]
-        out[lo:hi] = torch.einsum("bshd,bhs,bhd->bs", v, weights, enc).cpu()
+        rows = ((inverse >= lo) & (inverse < hi)).nonzero(as_tuple=True)[0]
+        seq = (inverse[rows] - lo).to(pattern.device)
+        weights = pattern[seq, :, targets[rows].to(pattern.device), :]  # [r, h, s]
+        enc = w_enc[:, features[rows].to(device)].T.float().reshape(len(rows), n_heads, d_head)  # [r,h,d]
+        out[rows] = torch.einsum("rshd,rhs,rhd->rs", v[seq], weights, enc).cpu()
     return out

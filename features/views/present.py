@@ -103,14 +103,42 @@ def tokens_html(tokens: Sequence[str], values: Sequence[float], scale: float | N
     return "".join(parts)
 
 
+def dfa_html(tokens: Sequence[str], values: Sequence[float], target: int | None) -> str:
+    """Direct feature attribution of one example (attention SAEs): how much each source token, through
+    attention, contributed to the feature at the target token. Blue for positive, red for negative, scaled
+    to the largest magnitude; the target token is boxed. Focusable, with the value in the title."""
+    top = max((abs(v) for v in values), default=0.0) or 1.0
+    parts = []
+    for i, (tok, val) in enumerate(zip(tokens, values, strict=False)):
+        cls = "tok dfa" + (" neg" if val < 0 else "") + (" target" if i == target else "")
+        label = f"DFA {val:.3f}" + (" (target token)" if i == target else "")
+        style = f' style="--a:{min(1.0, abs(val) / top):.3f}"' if val else ""
+        parts.append(f'<span class="{cls}" tabindex="0" data-v="{val:.3f}" title="{label}"{style}>'
+                     f"{_TOKEN_PIECES[tok][0]}")
+    return "".join(parts)
+
+
 def activations_html(items: Iterable[Any], scale: float | None = None) -> str:
     """A bin group's example rows: max value, then the coloured tokens (see tokens_html). Each example
     is coloured relative to its own maximum (issue 18: one outlier at 5,200 left rows at 60 blank when
-    every row was scaled to the feature's global max); `scale` is only a fallback."""
-    return "".join(
-        f'<div class="activation" data-max="{act.max_value}" data-max-index="{act.max_value_token_index}">'
-        f'<span class="act-max num">{act.max_value:.2f}</span><span class="toks">'
-        f"{tokens_html(act.tokens, act.values, act.max_value or scale)}</span></div>" for act in items)
+    every row was scaled to the feature's global max); `scale` is only a fallback. An example with DFA
+    values (attention SAEs) gets a second row showing them."""
+    rows = []
+    for act in items:
+        centre = act.max_value_token_index
+        rows.append(
+            f'<div class="activation" data-max="{act.max_value}" data-max-index="{centre}">'
+            f'<span class="act-max num">{act.max_value:.2f}</span><span class="toks">'
+            f"{tokens_html(act.tokens, act.values, act.max_value or scale)}</span></div>")
+        dfa = getattr(act, "dfa_values", None)
+        if dfa and len(dfa) == len(act.tokens):
+            rows.append(
+                f'<div class="activation dfa-row" data-max="{act.dfa_max_value}" data-max-index="{centre}" '
+                'title="Direct feature attribution: each token\'s contribution, through attention, to the '
+                'feature at the boxed token">'
+                f'<span class="act-max num dfa-label">DFA</span><span class="toks">'
+                f"{dfa_html(act.tokens, dfa, act.dfa_target_index)}</span></div>")
+    return "".join(rows)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def test_terms_sum_to_the_projection_at_the_target_and_nothing_comes_from_the_fu
         assert model.blocks[1].attn._W_V.shape[0] == kv_heads  # really grouped
     source = _attn_source(model, layer=1)
     tokens = torch.randint(1, model.cfg.d_vocab, (5, 16), generator=torch.Generator().manual_seed(2))
+    tokens[4] = tokens[1]  # rows sharing a sequence run it once
     features = torch.tensor([0, 3, 7, 11, 5])
     targets = torch.tensor([15, 4, 9, 0, 12])
     dfa = direct_feature_attribution(model, source, tokens, features, targets, batch_size=2)
