@@ -52,6 +52,14 @@ def can_view_source(user: Any, source: Source) -> bool:
     return source.visibility != Visibility.PRIVATE or _is(user, source.source_set.creator_id) or _staff(user)
 
 
+def require_visible(user: Any, source: Source) -> Source:
+    """`source` if `user` may see it; Http404 (as if absent) otherwise: pages of PRIVATE sources (and an
+    import's hidden `.staging` copy) answer like the API does."""
+    if not can_view_source(user, source):
+        raise Http404(f"source {source.model_id}/{source.name} not found")
+    return source
+
+
 def owns_source(user: Any, source: Source) -> bool:
     """Uploads go only into a source set the user created."""
     return _is(user, source.source_set.creator_id)

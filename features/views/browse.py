@@ -19,6 +19,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from features import browse
+from features.api.permissions import require_visible
 from features.hosts import live_hosts, live_source_names
 from features.models import InferenceHost, Source
 
@@ -316,7 +317,7 @@ def feature_extras(request: HttpRequest, model_id: str, source_name: str, index:
     from features import selectors, similar  # noqa: PLC0415
 
     feature = selectors.get_feature_row(model_id, source_name, index)
-    source = feature.source
+    source = require_visible(request.user, feature.source)
     correlated_features = _pairs(feature.correlated_features_indices, feature.correlated_features_pearson,
                                  feature.correlated_features_l1)
     names = selectors.top_explanations_by_index(model_id, source_name, [i for i, _, _ in correlated_features])
@@ -356,6 +357,7 @@ def feature_embed(request: HttpRequest, model_id: str, source_name: str, index: 
     from features.views.feature import dashboard_context  # noqa: PLC0415
 
     feature = selectors.get_feature(model_id, source_name, index)
+    require_visible(request.user, feature.source)
     context = dashboard_context(request, feature)
     flags = _embed_flags(request)
     context.update(flags=flags, hidden=[key.removeprefix("embed") for key, on in flags.items() if not on])

@@ -10,6 +10,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from features import selectors
+from features.api.permissions import require_visible
 from features.hosts import live_hosts, live_source_names
 from features.views import present
 from neuronpedia.api.fields import parse_id
@@ -41,7 +42,7 @@ def model_page(request: HttpRequest, model_id: str) -> HttpResponse:
 
 @require_GET
 def source_page(request: HttpRequest, model_id: str, source_name: str) -> HttpResponse:
-    source = selectors.get_source(model_id, source_name)
+    source = require_visible(request.user, selectors.get_source(model_id, source_name))
     if request.htmx and request.GET.get("panel") == "umap":
         return _umap_panel(request, source)
     sort = "max" if request.GET.get("sort") == "max" else "index"

@@ -13,6 +13,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from features import selectors
+from features.api.permissions import require_visible
 from features.models import Feature
 from features.views import present
 from neuronpedia.api.fields import parse_id
@@ -52,6 +53,7 @@ def dashboard_context(request: HttpRequest, feature: Feature) -> dict[str, Any]:
 @require_GET
 def feature_page(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
     feature = selectors.get_feature(model_id, source_name, index)
+    require_visible(request.user, feature.source)
     context = dashboard_context(request, feature)
     context["end"] = request.GET.get("end", "")
     return render(request, "features/feature_detail.html", context)
@@ -61,12 +63,14 @@ def feature_page(request: HttpRequest, model_id: str, source_name: str, index: i
 @require_GET
 def feature_embed(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
     feature = selectors.get_feature(model_id, source_name, index)
+    require_visible(request.user, feature.source)
     return render(request, "features/feature_embed.html", dashboard_context(request, feature))
 
 
 @require_GET
 def lists_panel(request: HttpRequest, model_id: str, source_name: str, index: int) -> HttpResponse:
     feature = selectors.get_feature_row(model_id, source_name, index)
+    require_visible(request.user, feature.source)
     return render(request, "features/_lists_panel.html", lists_panel_context(request, feature))
 
 
@@ -85,6 +89,7 @@ def explanations_panel(request: HttpRequest, model_id: str, source_name: str, in
     from neuronpedia.jobs.models import Job  # noqa: PLC0415
 
     feature = selectors.get_feature(model_id, source_name, index)
+    require_visible(request.user, feature.source)
     job = Job.objects.filter(pk=parse_id(request.GET.get("job", "") or "")).first()
     if job is not None and not job.is_finished:
         return HttpResponse("")

@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import shared_task
 from celery.signals import task_revoked
+from django.conf import settings
 
 from inference_worker.protocol import STREAM_PREFIX
 
@@ -52,7 +53,7 @@ def loaded() -> Any:
         worker = get_worker(worker_config())
         _STATE["worker"] = worker
         if worker.config.transcoder_sets:
-            interval = float(os.environ.get("NP_TRANSCODER_POLL_SECONDS", "10"))
+            interval = float(settings.NP_TRANSCODER_POLL_SECONDS)
             threading.Thread(target=_watch_transcoders, args=(worker, interval), daemon=True,
                              name="transcoder-watch").start()
     return _STATE["worker"]
