@@ -265,6 +265,8 @@ class ModelOutSerializer(serializers.ModelSerializer):
     inferenceEnabled = serializers.BooleanField(source="inference_enabled")
     defaultSourceSetName = serializers.CharField(source="default_source_set_name")
     defaultSourceId = serializers.CharField(source="default_source_name")
+    # the link as stored: an http(s) IRI (non-ASCII hosts allowed), so not the schema's ASCII-only "uri"
+    website = serializers.CharField(max_length=200)
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
 

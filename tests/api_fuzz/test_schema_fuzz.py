@@ -28,6 +28,7 @@ BUSINESS_RULES = [
     r"^feature: This field is required\.$",  # `feature` or its older name `neuron`
     r"must not contain '--' or '\.\.'",  # model ids: no doubled separators
     r"this name is reserved or contains '--'",
+    r"sortByTokenIndexes \[[^\]]*\] outside 0\.\.\d+",  # token positions of the given `text`
     # the stored data
     r"has no live inference", r"must be between 0 and \d+ for ", r"Model not found", r"not found",
     r"already exists", r"has no source set", r"Scoring needs both activating and non-activating examples",

@@ -22,6 +22,13 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # views (run through async_to_sync in the main thread) fail with "cannot use AsyncToSync in the same thread".
 @pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
+    yield from launch_browser()
+
+
+def launch_browser() -> Iterator[object]:
+    """Headless Chromium for one fixture's lifetime. A browser test outside this package defines its own
+    module-scoped `browser` fixture over this (importing the package-scoped one leaves Playwright's event
+    loop running into later packages' tests)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright

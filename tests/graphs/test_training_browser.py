@@ -4,6 +4,7 @@ training; then the home page links to the graphs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,16 @@ from inference_worker import training_transcoders as tt
 from inference_worker.models import build_tiny_model
 from neuronpedia.jobs import services as jobs
 from tests import factories
-from tests.browser.conftest import browser, page, screenshot  # noqa: F401 - fixtures
+from tests.browser.conftest import launch_browser, page, screenshot  # noqa: F401 - fixtures
 from tests.browser.helpers import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """This module's own browser: closed (with Playwright's event loop) when the module ends."""
+    yield from launch_browser()
 
 
 def _tiny_training(root: Path) -> tuple[Any, Any]:
