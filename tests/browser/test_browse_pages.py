@@ -17,9 +17,12 @@ def test_compare_page_sorts_filters_and_plots(live_server, page) -> None:
     from tests import factories
 
     factories.make_source(demo["model"], layer=2, set_name="other", num_features=4)
-    page.goto(live_server.url + "/compare")
+    # scoped to this model: a session-long test worker re-registers its own public model every second
+    page.goto(live_server.url + f"/compare?model={demo['model'].id}")
+    assert page.locator("#f-model").input_value() == demo["model"].id
     rows = page.locator("#compare-table tbody tr:visible")
     assert rows.count() == 3
+    total = page.locator("#compare-table tbody tr").count()  # every public source, shown or filtered out
     assert page.locator("#scatter-svg circle").count() == 2  # the unmeasured source has no point
     page.locator('th[data-key="explained_variance"]').click()
     assert rows.first.get_attribute("data-source") == "3-res-demo"  # 0.84 first (descending)
@@ -28,7 +31,7 @@ def test_compare_page_sorts_filters_and_plots(live_server, page) -> None:
     assert rows.last.get_attribute("data-source") == "2-other"  # unmeasured last either way
     page.select_option("#f-set", "res-demo")
     assert rows.count() == 2
-    assert page.locator("#compare-count").inner_text() == "2 of 3 sources"
+    assert page.locator("#compare-count").inner_text() == f"2 of {total} sources"
     page.select_option("#layer-metric", "l0")
     assert page.locator("#layer-svg polyline").count() == 1
     assert page.locator("#layer-svg circle").count() == 2
