@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
@@ -192,3 +193,19 @@ def job_outcome(job_id: int) -> Iterator[None]:
     finally:
         stop.set()  # not joined: a beat blocked on this job's row lock must not hold the job's thread
         _RUNNING.reset(token)
+
+
+def follow_job(job_id: int, write: Callable[[str], Any], *, interval: float = 1.0) -> Job:
+    """Poll a job until it ends, writing "STATUS done/total [message]" whenever that line changes (the
+    `--wait` of management commands). Returns the finished job; the caller judges its status."""
+    last = None
+    while True:
+        job = Job.objects.get(id=job_id)
+        line = f"{job.status} {job.done}/{job.total or '?'} {job.checkpoint.get('message', '')}".rstrip()
+        if line != last:
+            write(line)
+            last = line
+        if job.is_finished:
+            return job
+        time.sleep(interval)
+

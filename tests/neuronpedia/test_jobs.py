@@ -189,3 +189,21 @@ def test_queue_names_live_in_one_place() -> None:
     assert route_task("inference_worker.tasks.steer_task", (), {}, {"queue": "inference.m"}) is None
     with pytest.raises(ValueError, match="invalid model id"):
         inference_queue("bad id")
+
+
+def test_follow_job_writes_each_new_progress_line_and_returns_the_finished_job(monkeypatch) -> None:
+    job = Job.objects.create(kind=JobKind.NOOP, title="followed", status=JobStatus.RUNNING, done=1, total=3)
+    steps = iter([
+        {"done": 1},  # unchanged: no new line
+        {"done": 2, "checkpoint": {"message": "layer 2"}},
+        {"done": 3, "status": JobStatus.DONE},
+    ])
+
+    def advance(_seconds: float) -> None:
+        Job.objects.filter(pk=job.pk).update(**next(steps))
+
+    monkeypatch.setattr(services.time, "sleep", advance)
+    lines: list[str] = []
+    finished = services.follow_job(job.pk, lines.append, interval=0.0)
+    assert finished.status == JobStatus.DONE
+    assert lines == ["RUNNING 1/3", "RUNNING 2/3 layer 2", "DONE 3/3 layer 2"]

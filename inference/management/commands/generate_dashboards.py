@@ -10,14 +10,13 @@ worker's configuration file) and prints progress. A failure exits with a non-zer
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from features.models import Source
 from inference.dashboards import DashboardParams, start_dashboard_job
-from neuronpedia.jobs.models import Job
+from neuronpedia.jobs.services import follow_job
 from neuronpedia.lib.jobs import JobStatus
 
 
@@ -85,15 +84,6 @@ class Command(BaseCommand):
             raise CommandError(f"could not load the model or sources from {config_path}: {exc}") from exc
 
     def _follow(self, job_id: int) -> None:
-        last = None
-        while True:
-            job = Job.objects.get(id=job_id)
-            line = f"{job.status} {job.done}/{job.total or '?'}"
-            if line != last:
-                self.stdout.write(line)
-                last = line
-            if job.is_finished:
-                break
-            time.sleep(1.0)
+        job = follow_job(job_id, self.stdout.write, interval=1.0)
         if job.status != JobStatus.DONE:
             raise CommandError(f"job {job_id} ended {job.status}: {job.error}")

@@ -24,6 +24,7 @@ from inference.transcoder_training import (
     training_params,
 )
 from neuronpedia.jobs.models import Job
+from neuronpedia.jobs.services import follow_job
 from neuronpedia.lib.jobs import JobStatus
 
 
@@ -116,16 +117,7 @@ class Command(BaseCommand):
                           f"{r.get('replacement', {}).get('kl')}")
 
     def _follow(self, job_id: int) -> None:
-        last = None
-        while True:
-            job = Job.objects.get(id=job_id)
-            line = f"{job.status} {job.done}/{job.total or '?'} {job.checkpoint.get('message', '')}"
-            if line != last:
-                self.stdout.write(line)
-                last = line
-            if job.is_finished:
-                break
-            time.sleep(2.0)
+        job = follow_job(job_id, self.stdout.write, interval=2.0)
         if job.status != JobStatus.DONE:
             raise CommandError(f"job {job_id} ended {job.status}: {job.error}")
         self._summary(job)
