@@ -29,13 +29,17 @@ def rich(alice: Any) -> dict[str, Any]:
 def test_home_jump_box_and_random(live_server, page, rich) -> None:
     page.goto(live_server.url + "/")
     screenshot(page, "home")
+    # The jump box defaults to a model with a live worker; a session-long test worker elsewhere in the
+    # suite registers one (tiny-api) every second, so name the model rather than rely on the default.
+    page.select_option("#jump-model", "gpt2-small")
     page.select_option("#jump-source", "6-res-jb")
     page.fill("#jump-index", "201")
     page.click("#jump-form button")
     page.wait_for_url(re.compile(r"/gpt2-small/6-res-jb/201$"))
     page.goto(live_server.url + "/")
     page.click("#random-feature")
-    page.wait_for_url(re.compile(r"/gpt2-small/6-res-jb/20[01]$"))
+    # any listed source with features may be picked (the session-long worker's model included)
+    page.wait_for_url(re.compile(r"/(gpt2-small/6-res-jb/20[01]|tiny-api/[\w.-]+/\d+)$"))
 
 
 def test_feature_page_presets_bins_hover_breaks_and_score_dialog(live_server, page, rich) -> None:
