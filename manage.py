@@ -18,7 +18,7 @@ def main() -> None:
     try:
         command = sys.argv[1] if len(sys.argv) > 1 else "help"
         if command not in OFFLINE_COMMANDS:
-            from neuronpedia.lib.preflight import ensure_services
+            from neuronpedia.preflight import ensure_services
 
             ensure_services(redis_needed=command in {"runserver", "shell", "np_worker"})
         from django.core.management import execute_from_command_line

@@ -55,7 +55,7 @@ def setup_database(keep: bool) -> None:
 
     from neuronpedia import devservices
     from neuronpedia.lib import env
-    from neuronpedia.lib.preflight import ensure_services
+    from neuronpedia.preflight import ensure_services
 
     ensure_services(redis_needed=False)
     url = env.parse_database_url(devservices.database_url())

@@ -41,7 +41,7 @@ def setup_database() -> None:
 
     from neuronpedia import devservices
     from neuronpedia.lib import env
-    from neuronpedia.lib.preflight import ensure_services
+    from neuronpedia.preflight import ensure_services
 
     ensure_services(redis_needed=False)
     url = env.parse_database_url(devservices.database_url())

@@ -137,7 +137,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from neuronpedia.lib.preflight import ensure_services
+    from neuronpedia.preflight import ensure_services
 
     ensure_services()
     import django

@@ -34,7 +34,7 @@ if "celery" in os.path.basename(os.path.dirname(sys.argv[0])) + os.path.basename
 @worker_init.connect
 def _check_services(**_: object) -> None:
     from neuronpedia.lib.env import ConfigError  # noqa: PLC0415
-    from neuronpedia.lib.preflight import ensure_services  # noqa: PLC0415
+    from neuronpedia.preflight import ensure_services  # noqa: PLC0415
 
     try:
         ensure_services()

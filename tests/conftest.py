@@ -20,7 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _retry_flush_on_deadlock()
     from neuronpedia.lib.env import ConfigError
-    from neuronpedia.lib.preflight import ensure_services
+    from neuronpedia.preflight import ensure_services
 
     try:
         ensure_services()
