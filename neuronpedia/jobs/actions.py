@@ -35,6 +35,6 @@ def job_resume(request: HttpRequest, job_id: int) -> HttpResponse:
 
 def _resume(job: Job) -> bool:
     try:
-        return registry.requeue(job.id)
+        return jobs.resume_job(job.id)
     except registry.UnknownJobKind:
         return False

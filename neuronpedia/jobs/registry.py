@@ -3,10 +3,12 @@
 Each app registers its job kinds when Django starts (in its AppConfig.ready): how to send a job's message
 to the queue its worker consumes, and whether a stopped job can resume from its checkpoint. Then
 
-    jobs.registry.enqueue(job)      # after the transaction that created the row commits
-    jobs.registry.requeue(job_id)   # FAILED/CANCELLED (or a dead worker's RUNNING) -> QUEUED, sent again
+    jobs.registry.enqueue(job)          # after the transaction that created the row commits
+    jobs.services.resume_job(job_id)    # FAILED/CANCELLED -> QUEUED, sent again
 
-replace the per-app copies, and the stale-job sweeper can re-queue any registered kind by itself.
+replace the per-app copies, and the stale-job sweeper (jobs.services.heal_stale_jobs) can re-queue any
+registered kind by itself. This module holds the registered kinds and reads them; it imports no other module
+of the jobs app but its models (services imports it, not the reverse).
 """
 
 from __future__ import annotations
@@ -56,18 +58,3 @@ def enqueue(job: Job) -> None:
     send = job_type(job.kind).send
     transaction.on_commit(lambda: send(job))
 
-
-def requeue(job_id: int) -> bool:
-    """FAILED/CANCELLED -> QUEUED and send again; the job resumes from its checkpoint.
-    False when the job is in another state or its kind cannot resume."""
-    from neuronpedia.jobs.services import requeue_job  # noqa: PLC0415 - services imports this module
-
-    job = Job.objects.filter(id=job_id).first()
-    if job is None or not job_type(job.kind).resumable:
-        return False
-    with transaction.atomic():
-        if not requeue_job(job_id):
-            return False
-        job.refresh_from_db()
-        enqueue(job)
-    return True

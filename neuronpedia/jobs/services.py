@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from neuronpedia.jobs import registry
 from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.lib.jobs import JobStatus
 
@@ -113,6 +114,21 @@ def requeue_job(job_id: int) -> bool:
     ).update(status=JobStatus.QUEUED, cancel_requested=False, error="", finished_at=None) == 1
 
 
+def resume_job(job_id: int) -> bool:
+    """FAILED/CANCELLED -> QUEUED and send it again (registry.enqueue, on commit); the job resumes from its
+    checkpoint. False when the job is in another state or its kind cannot resume; UnknownJobKind when no
+    app registered its kind. Safe to call twice: only the first call finds it FAILED/CANCELLED."""
+    job = Job.objects.filter(id=job_id).first()
+    if job is None or not registry.job_type(job.kind).resumable:
+        return False
+    with transaction.atomic():
+        if not requeue_job(job_id):
+            return False
+        job.refresh_from_db()
+        registry.enqueue(job)
+    return True
+
+
 def fail_stale_jobs() -> int:
     """Kept for callers of the old name: heal stale jobs, return how many were failed or re-queued."""
     healed = heal_stale_jobs()
@@ -124,8 +140,6 @@ def heal_stale_jobs() -> dict[str, int]:
     checkpoint, while their kind is registered as resumable and they have been claimed fewer than
     settings.JOB_MAX_ATTEMPTS times; past that (or for kinds that cannot resume) they are FAILED with a
     readable reason. Safe to run anywhere, any number of times: every change is a conditional update."""
-    from neuronpedia.jobs import registry  # noqa: PLC0415 - registry imports the models, not this module
-
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
     counts = {"requeued": 0, "failed": 0}
