@@ -5,19 +5,25 @@ Decoder directions come from what the catalog holds: an SAE-Lens folder (`local_
 `sae_weights.safetensors`, key `W_dec`), else the features' stored vectors (vector sources). Sources with
 neither (most imports: Neuronpedia exports carry no weights) are skipped and reported. The work is a chunked
 matrix product on the CPU (float32): d_sae_a × d_sae_b × d_model multiply-adds per pair of sources.
-Safe to run twice: rows are upserted on (feature, other source).
+
+`plan_similar` loads the decoders and says what will be compared (or why nothing can be); `compute_source`
+(re)computes one source's rows against every partner, chunk by chunk. The job around them (progress, the
+per-source checkpoint, the Celery task) is features/similar_jobs.py. Safe to run twice: rows are upserted on
+(feature, other source), and a source's rows against sources it is no longer compared with are deleted, so a
+re-run replaces the source's rows and never duplicates them.
 """
 
 # ruff: noqa: F722  (jaxtyping shape strings)
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from django.db import transaction
 from jaxtyping import Float
 
 from features.models import CrossSourceSimilarity, Feature, Source
@@ -26,11 +32,19 @@ CHUNK = 2048
 WRITE_BATCH = 2000
 
 
+class NothingToCompare(ValueError):
+    """The model has too few sources with decoder weights of one width (or none of the named ones)."""
+
+
 @dataclass
 class Decoder:
     source: Source
     indices: np.ndarray  # feature index of each row
     unit: Float[torch.Tensor, "n d_in"]  # rows normalised to unit length (zero rows stay zero)
+
+    @property
+    def chunks(self) -> int:
+        return math.ceil(self.unit.shape[0] / CHUNK)
 
 
 def load_decoder(source: Source) -> Decoder | None:
@@ -57,20 +71,37 @@ def load_decoder(source: Source) -> Decoder | None:
     return Decoder(source=source, indices=indices, unit=matrix / norms)
 
 
-def _pairs(a: Decoder, b: Decoder, top_k: int) -> Any:
-    """(row of a, top-k indices in b, their cosines) per chunk of a's rows."""
-    k = min(top_k, b.unit.shape[0])
-    for lo in range(0, a.unit.shape[0], CHUNK):
-        sims = a.unit[lo:lo + CHUNK] @ b.unit.T
-        values, positions = torch.topk(sims, k, dim=1)
-        yield lo, positions.numpy(), values.numpy()
+@dataclass
+class SimilarPlan:
+    """What one run compares: `wanted` sources get their rows (re)computed against their `partners`."""
+
+    model_id: str
+    decoders: list[Decoder]
+    wanted: list[Decoder]
+    skipped: list[str] = field(default_factory=list)  # sources of the model without decoder weights
+
+    def partners(self, a: Decoder) -> list[Decoder]:
+        """The other sources with decoders of a's width (d_model), in catalog order."""
+        return [b for b in self.decoders if b is not a and b.unit.shape[1] == a.unit.shape[1]]
+
+    def steps(self, a: Decoder) -> int:
+        """Progress units of one source: a chunk of its rows against one partner."""
+        return a.chunks * len(self.partners(a))
+
+    @property
+    def total(self) -> int:
+        return sum(self.steps(a) for a in self.wanted)
 
 
-def compute_cross_source_similar(*, model_id: str, source_names: list[str] | None = None,
-                                 top_k: int = 10) -> dict[str, Any]:
-    """For each source of `model_id` (or those named) with decoder weights, its features' top-k neighbours
-    in every other source of the model with weights of the same width. Returns what was done and skipped."""
+def plan_similar(*, model_id: str, source_names: list[str] | None = None) -> SimilarPlan:
+    """Load the decoders of `model_id`'s sources; the sources to compute are those named (default: every
+    source with weights) that have a partner of the same width. NothingToCompare says why there is none."""
     sources = list(Source.objects.filter(model_id=model_id).order_by("layer", "name"))
+    if not sources:
+        raise NothingToCompare(f"{model_id} has no sources in the catalog")
+    unknown = sorted(set(source_names or []) - {s.name for s in sources})
+    if unknown:
+        raise NothingToCompare(f"{model_id} has no source named {', '.join(unknown)}")
     decoders: list[Decoder] = []
     skipped: list[str] = []
     for source in sources:
@@ -79,35 +110,64 @@ def compute_cross_source_similar(*, model_id: str, source_names: list[str] | Non
             skipped.append(source.name)
         else:
             decoders.append(decoder)
-    wanted = set(source_names or [d.source.name for d in decoders])
+    plan = SimilarPlan(model_id=model_id, decoders=decoders, wanted=[], skipped=skipped)
+    names = set(source_names or [d.source.name for d in decoders])
+    plan.wanted = [d for d in decoders if d.source.name in names and plan.partners(d)]
+    if not plan.wanted:
+        raise NothingToCompare(_why_nothing(plan, source_names))
+    return plan
+
+
+def _why_nothing(plan: SimilarPlan, source_names: list[str] | None) -> str:
+    without = (f" Without decoder weights (no sae_weights.safetensors with W_dec in the source's local "
+               f"folder, no stored feature vectors): {', '.join(plan.skipped)}." if plan.skipped else "")
+    if len(plan.decoders) < 2:
+        return (f"{plan.model_id} has {len(plan.decoders)} source(s) with decoder weights; comparing needs "
+                f"at least 2.{without}")
+    named = f" among {', '.join(sorted(source_names))}" if source_names else ""
+    return (f"no source{named} of {plan.model_id} has decoder weights and another source of the same "
+            f"width (d_model) to compare with.{without}")
+
+
+def _pairs(a: Decoder, b: Decoder, top_k: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(first row of a, top-k positions in b, their cosines) per chunk of a's rows."""
+    k = min(top_k, b.unit.shape[0])
+    for lo in range(0, a.unit.shape[0], CHUNK):
+        sims = a.unit[lo:lo + CHUNK] @ b.unit.T
+        values, positions = torch.topk(sims, k, dim=1)
+        yield lo, positions.numpy(), values.numpy()
+
+
+def _upsert(rows: list[CrossSourceSimilarity]) -> None:
+    for start in range(0, len(rows), WRITE_BATCH):
+        CrossSourceSimilarity.objects.bulk_create(
+            rows[start:start + WRITE_BATCH], update_conflicts=True,
+            unique_fields=["feature", "other_source"], update_fields=["indices", "values", "computed_at"])
+
+
+def compute_source(plan: SimilarPlan, a: Decoder, *, top_k: int,
+                   on_chunk: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """(Re)compute source a's rows against each partner, one committed chunk at a time (`on_chunk` is called
+    after each, with a message), then delete a's rows against sources it is no longer compared with."""
+    ids = dict(Feature.objects.filter(source=a.source).values_list("index", "id"))
+    partners = plan.partners(a)
     written = 0
-    pairs = []
-    for a in decoders:
-        if a.source.name not in wanted:
-            continue
-        ids = dict(Feature.objects.filter(source=a.source).values_list("index", "id"))
-        for b in decoders:
-            if b is a or b.unit.shape[1] != a.unit.shape[1]:
-                continue
-            pairs.append(f"{a.source.name}->{b.source.name}")
-            rows = []
-            for lo, positions, values in _pairs(a, b, top_k):
-                for offset in range(positions.shape[0]):
-                    feature_id = ids.get(int(a.indices[lo + offset]))
-                    if feature_id is None:
-                        continue
-                    rows.append(CrossSourceSimilarity(
-                        feature_id=feature_id, other_source=b.source,
-                        indices=[int(b.indices[p]) for p in positions[offset]],
-                        values=[round(float(v), 5) for v in values[offset]]))
-            with transaction.atomic():
-                for start in range(0, len(rows), WRITE_BATCH):
-                    CrossSourceSimilarity.objects.bulk_create(
-                        rows[start:start + WRITE_BATCH], update_conflicts=True,
-                        unique_fields=["feature", "other_source"],
-                        update_fields=["indices", "values", "computed_at"])
+    for b in partners:
+        for lo, positions, values in _pairs(a, b, top_k):
+            rows = [CrossSourceSimilarity(feature_id=feature_id, other_source=b.source,
+                                          indices=[int(b.indices[p]) for p in positions[offset]],
+                                          values=[round(float(v), 5) for v in values[offset]])
+                    for offset in range(positions.shape[0])
+                    if (feature_id := ids.get(int(a.indices[lo + offset]))) is not None]
+            _upsert(rows)
             written += len(rows)
-    return {"model": model_id, "pairs": pairs, "rows": written, "skipped_without_weights": skipped}
+            if on_chunk is not None:
+                hi = min(lo + CHUNK, a.unit.shape[0])
+                on_chunk(f"{a.source.name} against {b.source.name}: features {lo}-{hi - 1} of "
+                         f"{a.unit.shape[0]}")
+    CrossSourceSimilarity.objects.filter(feature__source=a.source).exclude(
+        other_source__in=[b.source for b in partners]).delete()
+    return {"pairs": [f"{a.source.name}->{b.source.name}" for b in partners], "rows": written}
 
 
 def similar_for_feature(feature: Feature, per_source: int = 5) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ urlpatterns = [
     path("embed/<slug:model_id>/<str:source_name>/<int:index>", browse.feature_embed, name="feature-embed"),
     # catalog
     path("<slug:model_id>/", browse.model_page, name="model"),
+    path("<slug:model_id>/similar-features/compute", feature.compute_similar, name="similar-compute"),
     path("<slug:model_id>/random", catalog.random_feature, name="model-random"),
     # `/{model}/{set}/`: a name that cannot be a source's (those start with `{layer}-`) -> the set page
     re_path(r"^(?P<model_id>[-a-zA-Z0-9_.]+)/(?P<name>(?![0-9]+-)[^/]+)/$", browse.source_set_slash,

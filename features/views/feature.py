@@ -1,20 +1,23 @@
-"""The feature dashboard page, its embed, and its lazily loaded panels (lists, explanations). The live
-panels: inference.views; "explain this feature": autointerp.feature_pages."""
+"""The feature dashboard page, its embed, its lazily loaded panels (lists, explanations), and the staff
+action that queues a model's cross-source similar features. The live panels: inference.views; "explain this
+feature": autointerp.feature_pages."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from features import selectors
+from features import selectors, similar_jobs
 from features.api.permissions import require_visible
-from features.models import Feature
+from features.models import Feature, Model
 from features.views import present
 from neuronpedia.api.fields import parse_id
 
@@ -96,3 +99,14 @@ def explanations_panel(request: HttpRequest, model_id: str, source_name: str, in
     return render(request, "features/_explanations.html#items",
                   {"feature": feature, "explanations": list(feature.explanations.all()), "oob": True},
                   status=286)
+
+
+@staff_member_required
+@require_POST
+def compute_similar(request: HttpRequest, model_id: str) -> HttpResponse:
+    """Staff: queue the model's cross-source similar-features job (or find the one already queued) and go to
+    its page."""
+    model = get_object_or_404(Model, id=model_id)
+    job = similar_jobs.start_similar_job(model_id=model.id, requested_by=request.user)
+    messages.info(request, f"Similar features of {model.id} are computed by job #{job.id}.")
+    return redirect("jobs:job-detail", job.id)

@@ -16,6 +16,7 @@ class JobKind(models.TextChoices):
     TRAIN_TRANSCODERS = "train_transcoders", "Train transcoders"
     GENERATE_GRAPH = "generate_graph", "Generate an attribution graph"
     SCORE_EXPLANATIONS = "score_explanations", "Score explanations"
+    COMPUTE_SIMILAR = "compute_similar", "Compute cross-source similar features"
 
 
 class Job(JobBase):

@@ -327,7 +327,7 @@ def test_cross_source_similar_features_job(client, demo_like, tmp_path: Path) ->
     one.save()
     three.local_path = _sae_folder(tmp_path, "three", second)
     three.save()
-    call_command("compute_similar_features", "tiny-lm", "--top-k", "3")
+    call_command("compute_similar_features", "tiny-lm", "--top-k", "3", "--inline")
     assert CrossSourceSimilarity.objects.count() == 16  # every feature of each source, against the other
     unit1 = first / first.norm(dim=1, keepdim=True)
     unit3 = second / second.norm(dim=1, keepdim=True)
@@ -338,7 +338,7 @@ def test_cross_source_similar_features_job(client, demo_like, tmp_path: Path) ->
         assert row.indices == expected.indices.tolist()
         assert row.values == pytest.approx(expected.values.tolist(), abs=1e-4)
     # twice: upserted, not duplicated
-    call_command("compute_similar_features", "tiny-lm", "--top-k", "3")
+    call_command("compute_similar_features", "tiny-lm", "--top-k", "3", "--inline")
     assert CrossSourceSimilarity.objects.count() == 16
     body = html.unescape(client.get("/tiny-lm/3-res-demo/5/panel/extras").content.decode())
     section = between(body, 'id="cross-similar"', "</section>")
