@@ -149,7 +149,7 @@ def insert_features(sources: list[Any], per_source: int) -> None:
 def copy_explanations(feature_ids: np.ndarray, vectors: np.ndarray, embedder: str) -> None:
     from django.db import connection
 
-    from features.importer.copy import SIGNATURE, TRAILER
+    from transfer.importer.copy import SIGNATURE, TRAILER
 
     columns = ["feature_id", "embedding", "description", "external_id", "type_id", "explanation_model_id",
                "explainer_settings", "embedder", "score_v1", "notes", "created_at"]
@@ -181,7 +181,7 @@ def copy_explanations(feature_ids: np.ndarray, vectors: np.ndarray, embedder: st
 def build_index(spec: Any, maintenance_work_mem: str) -> float:
     from django.db import connection
 
-    from features.importer.hnsw import create_index_sql
+    from features.hnsw import create_index_sql
 
     sql = create_index_sql(spec)
     with connection.cursor() as cursor:
@@ -237,7 +237,7 @@ def search_part(args: argparse.Namespace, rng: np.random.Generator) -> None:
 
     from autointerp.search import SearchScope, search_explanations
     from features.embedders_registry import EMBEDDERS, embedder_spec
-    from features.importer.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M
+    from features.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M
     from features.models import ExplanationModel, ExplanationType, Feature
 
     spec = embedder_spec(args.embedder)

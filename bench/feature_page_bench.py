@@ -90,7 +90,7 @@ def _vocab(rng: np.random.Generator, size: int = 3000) -> list[str]:
 
 def _encoded(column_type: str, value: Any) -> bytes:
     """A field in binary COPY form: int32 length + data (the project's own encoders)."""
-    from features.importer.copy import ENCODERS, NULL
+    from transfer.importer.copy import ENCODERS, NULL
 
     if value is None:
         return NULL
@@ -123,7 +123,7 @@ def _copy_raw(table: str, columns: list[str], blocks: Any) -> None:
     """Binary COPY of pre-encoded rows (each row: int16 field count + encoded fields)."""
     from django.db import connection
 
-    from features.importer.copy import SIGNATURE, TRAILER
+    from transfer.importer.copy import SIGNATURE, TRAILER
 
     with connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -138,7 +138,6 @@ def load(args: argparse.Namespace, rng: np.random.Generator) -> dict[str, float]
 
     from django.db import connection, transaction
 
-    from features.importer.copy import copy_type
     from features.models import (
         Explanation,
         ExplanationModel,
@@ -152,6 +151,7 @@ def load(args: argparse.Namespace, rng: np.random.Generator) -> dict[str, float]
         SourceRelease,
         SourceSet,
     )
+    from transfer.importer.copy import copy_type
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

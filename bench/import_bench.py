@@ -63,7 +63,7 @@ def _setup_database(keep: bool) -> None:
 
 
 def _export(workdir: Path, features: int, acts: int) -> tuple[Path, dict[str, int]]:
-    from features.importer.synthetic import SyntheticSpec, write_source
+    from transfer.importer.synthetic import SyntheticSpec, write_source
 
     spec = SyntheticSpec(num_features=features, acts_per_feature=acts)
     root = workdir / f"f{features}-a{acts}"
@@ -86,8 +86,8 @@ def _reset() -> None:
 
 
 def _ours(root: Path) -> tuple[dict[str, float], float]:
-    from features.importer.pipeline import Step, import_source, plan_source
-    from features.importer.storage import LocalStore
+    from transfer.importer.pipeline import Step, import_source, plan_source
+    from transfer.importer.storage import LocalStore
 
     store = LocalStore(root)
     seconds = {"features": 0.0, "activations": 0.0, "explanations": 0.0}

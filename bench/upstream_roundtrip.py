@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # features.importer.layout, imported by upstream.compare
+sys.path.insert(0, str(ROOT))  # transfer.importer.layout, imported by upstream.compare
 from upstream.common import (  # noqa: E402
     CONV_MODEL,
     CONV_SOURCE,

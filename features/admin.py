@@ -140,8 +140,7 @@ class ListItemAdmin(admin.ModelAdmin):
     raw_id_fields = ["feature", "feature_list", "added_by"]
 
 
-# --- Neuronpedia import/export (features/admin_import.py) ---------------------------------------------
-from features import admin_import  # noqa: E402  (registers the import panel)
+# --- Neuronpedia import/export: the import panel and the Source export action are in transfer/admin.py ---
 
 
 @admin.register(m.ImportedFile)
@@ -151,5 +150,3 @@ class ImportedFileAdmin(admin.ModelAdmin):
     search_fields = ["path"]
     raw_id_fields = ["source", "job"]
 
-
-SourceAdmin.actions = [*SourceAdmin.actions, admin_import.export_sources]

@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neuronpedia.settings.local")
 
 app = Celery("neuronpedia")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["neuronpedia.jobs", "features", "steering", "autointerp", "inference"])
+app.autodiscover_tasks(["neuronpedia.jobs", "features", "transfer", "steering", "autointerp", "inference"])
 
 
 def _fail_fast_on_bad_configuration() -> None:

@@ -267,7 +267,7 @@ def _secure(port: int, pgdata: Path) -> None:
         else:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD {}")
                          .format(sql.Identifier(app), sql.Literal(creds["app_password"])))
-        # the importer's fast path (features/importer/loader.py) skips FK triggers for its COPYs
+        # the importer's fast path (transfer/importer/loader.py) skips FK triggers for its COPYs
         conn.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(
             sql.Identifier(app)))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone():

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from features.importer.layout import (  # a pure module: our columns
+from transfer.importer.layout import (  # a pure module: our columns
     ACTIVATION_COLUMNS,
     CONFIG_FIELDS,
     EXPLANATION_COLUMNS,

@@ -2,13 +2,13 @@
 
 The embedding column is an untyped `vector` because embedders differ in width; queries cast the column
 the same way (features/selectors.py) so the planner can use these indexes. The SQL lives in
-features/importer/hnsw.py, shared with the importer (which rebuilds an index after a bulk load).
+features/hnsw.py, shared with the importer (which rebuilds an index after a bulk load).
 """
 
 from django.db import migrations
 
 from features.embedders_registry import EMBEDDERS
-from features.importer.hnsw import create_index_sql, drop_index_sql
+from features.hnsw import create_index_sql, drop_index_sql
 
 
 def _create_sql() -> list[str]:

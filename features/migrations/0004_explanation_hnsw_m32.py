@@ -1,12 +1,12 @@
 """Rebuild the explanation embedding indexes with denser graphs (m = 32, ef_construction = 128): see
-features/importer/hnsw.py for why. On a large table this migration takes a while (about as long as the
+features/hnsw.py for why. On a large table this migration takes a while (about as long as the
 importer's rebuild after a bulk load); searches fall back to a sequential scan until it commits.
 """
 
 from django.db import migrations
 
 from features.embedders_registry import EMBEDDERS
-from features.importer.hnsw import create_index_sql, drop_index_sql
+from features.hnsw import create_index_sql, drop_index_sql
 
 
 def _rebuild_sql(**params: int) -> list[str]:

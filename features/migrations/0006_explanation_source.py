@@ -35,7 +35,7 @@ DROP FUNCTION IF EXISTS features_explanation_set_source()
 
 
 def backfill(apps, schema_editor) -> None:
-    from features.importer import hnsw  # noqa: PLC0415
+    from features import hnsw  # noqa: PLC0415
 
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM features_explanation")

@@ -1,7 +1,7 @@
 """Checkpoints of imports of Neuronpedia's export layout: one row per file, committed with its rows.
 
 A source is imported into a hidden staging copy first (`staged` checkpoints, one per file, each committed
-with the file's rows), then swapped into the live source in one transaction (features/importer/swap.py):
+with the file's rows), then swapped into the live source in one transaction (transfer/importer/swap.py):
 after a crash (even SIGKILL) or a bad file the live source is exactly as before, and a restart re-reads
 only the files not yet staged with the same sha256.
 """

@@ -30,6 +30,7 @@ LOCAL_APPS = [
     "neuronpedia.accounts",
     "neuronpedia.jobs",
     "features",
+    "transfer",
     "steering",
     "autointerp",
     "graphs",

@@ -19,14 +19,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-from features.importer.layout import (
-    ACTIVATION_COLUMNS,
-    CONFIG_FIELDS,
-    EXPLANATION_COLUMNS,
-    FEATURE_COLUMNS,
-    UPSTREAM_TABLES,
-)
-from features.importer.rows import parse_vector_text
 from features.models import (
     Activation,
     Explanation,
@@ -38,6 +30,14 @@ from features.models import (
     SourceSet,
     UpstreamRecord,
 )
+from transfer.importer.layout import (
+    ACTIVATION_COLUMNS,
+    CONFIG_FIELDS,
+    EXPLANATION_COLUMNS,
+    FEATURE_COLUMNS,
+    UPSTREAM_TABLES,
+)
+from transfer.importer.rows import parse_vector_text
 
 CREATED = dt.datetime(2025, 3, 1, 9, 30, 0, 123456)  # noqa: DTZ001 - the converter's datetime.now()
 
@@ -341,7 +341,7 @@ def _json_equal(expected: dict[str, Any], stored: dict[str, Any]) -> None:
 def assert_metadata_stored(folder: Path, model_id: str, source_name: str) -> None:
     """Every key of model/release/sourceset/source.jsonl and the inference host files is kept: the mapped
     ones in our columns (null stays null where the column allows it), all of them in UpstreamRecord."""
-    from features.importer.layout import MODEL_FIELDS, RELEASE_FIELDS, SOURCE_FIELDS, SOURCESET_FIELDS
+    from transfer.importer.layout import MODEL_FIELDS, RELEASE_FIELDS, SOURCE_FIELDS, SOURCESET_FIELDS
 
     source = Source.objects.get(model_id=model_id, name=source_name)
     checks = [

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from features import services_import
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import Eval, Explanation, Model, SourceRelease
-from features.tasks import import_source_task
 from neuronpedia.lib.jobs import JobStatus
 from tests import factories
+from transfer import services as transfer_services
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import import_source_task
 
 pytestmark = pytest.mark.django_db
 
@@ -215,7 +215,7 @@ def test_compare_page_holds_every_source_with_metrics(client, demo_like) -> None
 
 
 def _import(root: Path, source: str) -> None:
-    job = services_import.start_import(model_id="gpt2-small", sources=[source], base=str(root))
+    job = transfer_services.start_import(model_id="gpt2-small", sources=[source], base=str(root))
     with contextlib.suppress(Exception):
         import_source_task(job.id)
     job.refresh_from_db()

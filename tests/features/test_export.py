@@ -10,8 +10,6 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Model as DjangoModel
 
-from features import services_import
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import (
     Activation,
     Explanation,
@@ -22,8 +20,10 @@ from features.models import (
     Source,
     SourceRelease,
 )
-from features.tasks import export_source_task, import_source_task
 from neuronpedia.lib.jobs import JobStatus
+from transfer import services as transfer_services
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import export_source_task, import_source_task
 
 pytestmark = pytest.mark.django_db
 SPEC = SyntheticSpec(num_features=10, acts_per_feature=2, context=6, batch_size=4, explanations_per_feature=2)
@@ -54,8 +54,8 @@ def _everything() -> dict[str, list[dict]]:
 
 
 def _import(base: Path) -> None:
-    for job in (services_import.start_config_import(base=str(base)),
-                services_import.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(base))):
+    for job in (transfer_services.start_config_import(base=str(base)),
+                transfer_services.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(base))):
         import_source_task(job.id)
         job.refresh_from_db()
         assert job.status == JobStatus.DONE, job.error
@@ -66,7 +66,7 @@ def test_export_then_import_into_an_empty_database_reproduces_the_rows(tmp_path:
     _import(tmp_path / "original")
     before = _everything()
     source = Source.objects.get(name="6-res-jb")
-    job = services_import.start_export(source=source, folder=str(tmp_path / "export"))
+    job = transfer_services.start_export(source=source, folder=str(tmp_path / "export"))
     export_source_task(job.id)
     job.refresh_from_db()
     assert job.status == JobStatus.DONE, job.error

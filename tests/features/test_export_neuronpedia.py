@@ -9,11 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from features.exporter import export_source
-from features.importer.layout import NP_COLUMNS
-from features.importer.pipeline import import_config, import_source, plan_source
-from features.importer.storage import LocalStore
-from features.importer.synthetic import DEFAULT_CREATOR_ID, SyntheticSpec, write_source
 from features.models import Source
 from tests.features import np_port
 from tests.features.np_format import (
@@ -23,6 +18,11 @@ from tests.features.np_format import (
     read_jsonl,
     same,
 )
+from transfer.exporter import export_source
+from transfer.importer.layout import NP_COLUMNS
+from transfer.importer.pipeline import import_config, import_source, plan_source
+from transfer.importer.storage import LocalStore
+from transfer.importer.synthetic import DEFAULT_CREATOR_ID, SyntheticSpec, write_source
 
 pytestmark = pytest.mark.django_db
 SPEC = SyntheticSpec(num_features=1100, acts_per_feature=2, context=4, private_activations=1)

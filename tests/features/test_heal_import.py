@@ -10,13 +10,13 @@ import psycopg
 import pytest
 from django.db import connection
 
-from features import services_import
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import Activation, Explanation, Feature, ImportedFile, Source
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
 from neuronpedia.queues import Queue
 from tests.support import HEAL_FAST, celery_worker, child_database_url, kill, stop, wait_until
+from transfer import services as transfer_services
+from transfer.importer.synthetic import SyntheticSpec, write_source
 
 SPEC = SyntheticSpec(num_features=12, acts_per_feature=3, context=8, batch_size=4)
 BLOCKED = "gpt2-small/6-res-jb/activations/batch-1.jsonl.gz"
@@ -41,7 +41,7 @@ def test_a_killed_import_is_requeued_by_beat_and_finishes_without_a_human(tmp_pa
                 "INSERT INTO features_importedfile (path, staged, kind, base, status, size, sha256, "
                 "rows_read, rows_written, row_keys, error, updated_at) "
                 "VALUES (%s, true, 'activations', '', 'FAILED', 0, '', 0, 0, '[]', '', now())", [BLOCKED])
-            job = services_import.start_import(model_id="gpt2-small", sources=["6-res-jb"],
+            job = transfer_services.start_import(model_id="gpt2-small", sources=["6-res-jb"],
                                                base=str(tmp_path))
             pid = wait_until(lambda: _query_one(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "

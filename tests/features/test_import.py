@@ -14,9 +14,7 @@ from django.db import connection
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
-from features import services_import
 from features.embedders_registry import OPENAI_3_LARGE_256
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import (
     Activation,
     Explanation,
@@ -26,9 +24,11 @@ from features.models import (
     Model,
     Source,
 )
-from features.tasks import import_source_task
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
+from transfer import services as transfer_services
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import import_source_task
 
 pytestmark = pytest.mark.django_db
 SPEC = SyntheticSpec(num_features=12, acts_per_feature=3, context=8, batch_size=4)
@@ -41,7 +41,8 @@ def export_root(tmp_path: Path) -> Path:
 
 
 def run_import(base: Path | str, sources: tuple[str, ...] = ("6-res-jb",), **kwargs: Any) -> Job:
-    job = services_import.start_import(model_id="gpt2-small", sources=list(sources), base=str(base), **kwargs)
+    job = transfer_services.start_import(model_id="gpt2-small", sources=list(sources), base=str(base),
+                                         **kwargs)
     with contextlib.suppress(Exception):  # the job row holds the error
         import_source_task(job.id)
     job.refresh_from_db()
@@ -154,7 +155,7 @@ def test_a_fixed_file_resumes_a_failed_import(export_root: Path) -> None:
     job = run_import(export_root)
     assert job.status == JobStatus.FAILED
     path.write_bytes(good)
-    assert services_import.resume_job(job_id=job.id) is True
+    assert transfer_services.resume_job(job_id=job.id) is True
     import_source_task(job.id)
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
@@ -189,13 +190,13 @@ def test_imported_embeddings_are_searchable_through_the_hnsw_index(export_root: 
 
 
 def test_config_catalogs_are_imported_once(export_root: Path) -> None:
-    job = services_import.start_config_import(base=str(export_root))
+    job = transfer_services.start_config_import(base=str(export_root))
     import_source_task(job.id)
     job.refresh_from_db()
     assert job.status == JobStatus.DONE, job.error
     assert job.result["config"]["explanation_type.jsonl"] == 1
     assert ExplanationType.objects.get(name="oai_token-act-pair").display_name.startswith("OpenAI")
-    again = services_import.start_config_import(base=str(export_root))
+    again = transfer_services.start_config_import(base=str(export_root))
     import_source_task(again.id)
     again.refresh_from_db()
     assert again.result["config"]["explanation_type.jsonl"] is None  # unchanged: skipped

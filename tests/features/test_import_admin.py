@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import Source
-from features.tasks import import_source_task
 from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.lib.jobs import JobStatus
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import import_source_task
 
 pytestmark = pytest.mark.django_db
 SPEC = SyntheticSpec(num_features=4, acts_per_feature=1, context=4, batch_size=4)

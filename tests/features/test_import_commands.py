@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import Activation, ExplanationType
+from transfer.importer.synthetic import SyntheticSpec, write_source
 
 pytestmark = pytest.mark.django_db
 SPEC = SyntheticSpec(num_features=8, acts_per_feature=2, context=4, batch_size=4)

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from features import services_import
+from features import hnsw
 from features.embedders_registry import EMBEDDERS, OPENAI_3_LARGE_256
-from features.importer import copy as copy_format
-from features.importer import hnsw
-from features.importer.errors import ImportFileError
-from features.importer.loader import SourceContext, _lock_features
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import Activation, Explanation, Feature
-from features.tasks import import_source_task
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
+from transfer import services as transfer_services
+from transfer.importer import copy as copy_format
+from transfer.importer.errors import ImportFileError
+from transfer.importer.loader import SourceContext, _lock_features
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import import_source_task
 
 SPEC = SyntheticSpec(num_features=12, acts_per_feature=3, context=8, batch_size=4)
 MIGRATION_SQL = (
@@ -34,7 +34,7 @@ MIGRATION_SQL = (
 
 
 def run_import(base: Path) -> Job:
-    job = services_import.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(base))
+    job = transfer_services.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(base))
     with contextlib.suppress(Exception):
         import_source_task(job.id)
     job.refresh_from_db()

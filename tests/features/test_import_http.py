@@ -12,12 +12,12 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from features import services_import
-from features.importer.catalog import list_models, list_sets
-from features.importer.storage import HttpStore
-from features.importer.synthetic import SyntheticSpec, write_source
-from features.tasks import import_source_task
 from neuronpedia.lib.jobs import JobStatus
+from transfer import services as transfer_services
+from transfer.importer.catalog import list_models, list_sets
+from transfer.importer.storage import HttpStore
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import import_source_task
 
 SPEC = SyntheticSpec(num_features=8, acts_per_feature=2, context=6, batch_size=4)
 
@@ -76,7 +76,7 @@ def test_import_over_http_lists_and_loads_a_source(base_url: str) -> None:
     assert list_models(store) == ["gpt2-small"]
     assert [(s.name, [x.name for x in s.sources]) for s in list_sets(store, "gpt2-small")] == [
         ("res-jb", ["6-res-jb"])]
-    job = services_import.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=base_url)
+    job = transfer_services.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=base_url)
     import_source_task(job.id)
     job.refresh_from_db()
     assert job.status == JobStatus.DONE, job.error
@@ -84,7 +84,7 @@ def test_import_over_http_lists_and_loads_a_source(base_url: str) -> None:
 
 
 def test_an_unreachable_base_is_a_readable_error() -> None:
-    from features.importer.errors import ImportSourceError
+    from transfer.importer.errors import ImportSourceError
 
     with pytest.raises(ImportSourceError, match="cannot reach http://127.0.0.1:9/v1"):
         list_models(HttpStore("http://127.0.0.1:9/v1"))

@@ -12,12 +12,7 @@ from typing import Any
 
 import pytest
 
-from features import services_import
-from features.importer.pipeline import import_config
-from features.importer.storage import LocalStore
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import Activation, EvalType, Explanation, Feature, ImportedFile, Model, Source
-from features.tasks import import_source_task
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
 from tests.features.np_format import (
@@ -27,6 +22,11 @@ from tests.features.np_format import (
     read_jsonl,
     write_converter_export,
 )
+from transfer import services as transfer_services
+from transfer.importer.pipeline import import_config
+from transfer.importer.storage import LocalStore
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import import_source_task
 
 pytestmark = pytest.mark.django_db
 # > 2,048 features: three feature files of 1,024 whose index ranges overlap (text order)
@@ -41,7 +41,7 @@ def big_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_import(base: Path, model: str = "gpt2-small", source: str = "6-res-jb", **kwargs: Any) -> Job:
-    job = services_import.start_import(model_id=model, sources=[source], base=str(base), **kwargs)
+    job = transfer_services.start_import(model_id=model, sources=[source], base=str(base), **kwargs)
     with contextlib.suppress(Exception):  # the job row holds the error
         import_source_task(job.id)
     job.refresh_from_db()

@@ -15,14 +15,14 @@ import psycopg
 import pytest
 from django.db import connection
 
-from features import services_import
-from features.importer.synthetic import SyntheticSpec, write_source
 from features.models import Activation, Explanation, Feature, ImportedFile, Source
-from features.tasks import import_source_task
 from neuronpedia.jobs import services as jobs
 from neuronpedia.lib.jobs import JobStatus
 from neuronpedia.queues import Queue
 from tests.support import child_database_url
+from transfer import services as transfer_services
+from transfer.importer.synthetic import SyntheticSpec, write_source
+from transfer.tasks import import_source_task
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = SyntheticSpec(num_features=12, acts_per_feature=3, context=8, batch_size=4)
@@ -73,7 +73,7 @@ def _kill_while_loading(tmp_path: Path, worker: subprocess.Popen, staged_before:
             "INSERT INTO features_importedfile (path, staged, kind, base, status, size, sha256, rows_read, "
             "rows_written, row_keys, error, updated_at) "
             "VALUES (%s, true, 'activations', '', 'FAILED', 0, '', 0, 0, '[]', '', now())", [BLOCKED])
-        job = services_import.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(tmp_path))
+        job = transfer_services.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(tmp_path))
         pid = _wait_for(lambda: worker.poll() is not None or _query_one(
             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND query LIKE 'INSERT INTO \"features_importedfile\"%%'"), "the worker to block")
@@ -115,7 +115,7 @@ def test_sigkill_in_the_middle_of_a_file_then_restart_finishes_without_duplicate
 def test_sigkill_during_a_reimport_leaves_the_live_source_as_it_was(
         tmp_path: Path, imports_worker: subprocess.Popen) -> None:
     write_source(tmp_path, SPEC)
-    first = services_import.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(tmp_path),
+    first = transfer_services.start_import(model_id="gpt2-small", sources=["6-res-jb"], base=str(tmp_path),
                                          enqueue=False)
     import_source_task(first.id)
     live = sorted(Activation.objects.values_list("id", "max_value"))

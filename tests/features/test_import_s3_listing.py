@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from features.importer.catalog import list_sets
-from features.importer.storage import HttpStore, RemoteFile
+from transfer.importer.catalog import list_sets
+from transfer.importer.storage import HttpStore, RemoteFile
 
 FIXTURES = Path(__file__).parent / "fixtures" / "s3"
 PAGES = {

@@ -71,7 +71,7 @@ def _assert_secured(home: Path) -> dict[str, str]:
             conn.execute("CREATE ROLE intruder SUPERUSER")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE EXTENSION IF NOT EXISTS file_fdw")  # reads server files: superuser only
-        # granted for the importer's fast path (features/importer/loader.py)
+        # granted for the importer's fast path (transfer/importer/loader.py)
         assert conn.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')").fetchone() \
             == (True,)
     # no password, a wrong one, or the superuser without its password: refused, over TCP and the socket

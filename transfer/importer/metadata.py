@@ -15,20 +15,6 @@ from django.apps import apps
 from django.db import models as djm
 from django.db import transaction
 
-from features.importer.errors import ImportFileError
-from features.importer.layout import (
-    CONFIG_FIELDS,
-    HOST_FILES,
-    METADATA_FILES,
-    MODEL_FIELDS,
-    RELEASE_FIELDS,
-    SOURCE_FIELDS,
-    SOURCESET_FIELDS,
-    UPSTREAM_TABLES,
-)
-from features.importer.loader import is_current, lock_path, record_failure
-from features.importer.reader import iter_records
-from features.importer.storage import HttpStore, LocalStore, sha256_of
 from features.models import (
     ImportedFile,
     ImportedFileKind,
@@ -41,6 +27,20 @@ from features.models import (
     UpstreamRecord,
     parse_source_id,
 )
+from transfer.importer.errors import ImportFileError
+from transfer.importer.layout import (
+    CONFIG_FIELDS,
+    HOST_FILES,
+    METADATA_FILES,
+    MODEL_FIELDS,
+    RELEASE_FIELDS,
+    SOURCE_FIELDS,
+    SOURCESET_FIELDS,
+    UPSTREAM_TABLES,
+)
+from transfer.importer.loader import is_current, lock_path, record_failure
+from transfer.importer.reader import iter_records
+from transfer.importer.storage import HttpStore, LocalStore, sha256_of
 
 
 def _defaults(record: dict[str, Any], mapping: dict[str, str], model: type[djm.Model], path: str,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from features.importer.layout import BATCH_SIZE
+from transfer.importer.layout import BATCH_SIZE
 
 PUBLIC_ACTIVATION_USER_IDS = (
     "clsxqq2xd0000vvp2k5itlhqj",

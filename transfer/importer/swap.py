@@ -18,10 +18,10 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from features.importer.layout import FEATURE_COLUMNS
-from features.importer.loader import lock_path
-from features.importer.metadata import SourceMetadata, apply_metadata, ensure_parents
 from features.models import Explanation, Feature, ImportedFile, ImportedFileKind, Source, Visibility
+from transfer.importer.layout import FEATURE_COLUMNS
+from transfer.importer.loader import lock_path
+from transfer.importer.metadata import SourceMetadata, apply_metadata, ensure_parents
 
 STAGING_SUFFIX = ".staging"
 

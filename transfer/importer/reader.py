@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from features.importer.errors import ImportFileError
+from transfer.importer.errors import ImportFileError
 
 
 def _loads(raw: bytes) -> Any:

@@ -2,7 +2,8 @@
 NP_IMPORT_BASE (or a base typed in the page), Import / Re-sync per source and per set, config sync, and
 each job's live progress (htmx polling of /jobs/<id>/status/), cancel, resume and verification result.
 
-Reached from the admin index as "Neuronpedia imports (panel)" (a proxy model with no table).
+Reached from the admin index as "Neuronpedia imports (panel)" (a proxy model of the features app with no
+table, so its URLs stay /admin/features/importpanel/...). The Source admin gains an Export action here.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from features import services_import
-from features.importer.catalog import list_models, list_sets
-from features.importer.errors import ImportSourceError
-from features.importer.storage import open_store
+from features import admin as catalog_admin
 from features.models import ImportPanel
 from neuronpedia.jobs import services as jobs
 from neuronpedia.jobs.models import Job, JobKind
+from transfer import services
+from transfer.importer.catalog import list_models, list_sets
+from transfer.importer.errors import ImportSourceError
+from transfer.importer.storage import open_store
 
 PANEL = "admin:features_importpanel_changelist"
 
@@ -57,7 +59,7 @@ class ImportPanelAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         if not self.has_view_permission(request):
             return HttpResponse(status=403)
-        base = request.GET.get("base") or services_import.import_base()
+        base = request.GET.get("base") or services.import_base()
         model_id = request.GET.get("model", "")
         models: list[str] = []
         sets: list = []
@@ -91,15 +93,15 @@ class ImportPanelAdmin(admin.ModelAdmin):
 
 def _start(request: HttpRequest) -> HttpResponse:
     data = request.POST
-    base = data.get("base") or services_import.import_base()
+    base = data.get("base") or services.import_base()
     try:
         if data.get("what") == "config":
-            job = services_import.start_config_import(base=base, requested_by=request.user)
+            job = services.start_config_import(base=base, requested_by=request.user)
         elif data.get("what") == "set":
-            job = services_import.start_set_import(model_id=data["model"], set_name=data["set"], base=base,
+            job = services.start_set_import(model_id=data["model"], set_name=data["set"], base=base,
                                                    requested_by=request.user)
         else:
-            job = services_import.start_import(model_id=data["model"], sources=[data["source"]], base=base,
+            job = services.start_import(model_id=data["model"], sources=[data["source"]], base=base,
                                                force=data.get("force") == "1", requested_by=request.user)
     except (ImportSourceError, ValueError, KeyError) as exc:
         messages.error(request, f"Cannot start the import: {exc}")
@@ -114,7 +116,7 @@ def _job_action(request: HttpRequest, job_id: int, *, cancel: bool) -> HttpRespo
     if cancel:
         jobs.cancel_job(job_id)
         messages.info(request, f"Cancel requested for job #{job_id}.")
-    elif services_import.resume_job(job_id=job_id):
+    elif services.resume_job(job_id=job_id):
         messages.info(request, f"Job #{job_id} queued again; it resumes from its file checkpoints.")
     return HttpResponseRedirect(reverse("admin:features_import_job", args=[job_id]))
 
@@ -122,5 +124,10 @@ def _job_action(request: HttpRequest, job_id: int, *, cancel: bool) -> HttpRespo
 @admin.action(description="Export in Neuronpedia's format (to NP_DATA_DIR/exports)")
 def export_sources(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
     for source in queryset:
-        job = services_import.start_export(source=source, requested_by=request.user)
+        job = services.start_export(source=source, requested_by=request.user)
         messages.info(request, f"Export of {source} queued as job #{job.id}.")
+
+
+# On the catalog's Source admin class itself, not a subclass: inference/admin.py re-registers Source with a
+# subclass of it that keeps its actions (transfer comes before inference in INSTALLED_APPS, so before).
+catalog_admin.SourceAdmin.actions = [*catalog_admin.SourceAdmin.actions, export_sources]

@@ -4,11 +4,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features import services_import
-from features.importer.catalog import list_sets
-from features.importer.cli import report, step_printer
-from features.importer.errors import ImportSourceError
-from features.importer.storage import open_store
+from transfer import services
+from transfer.importer.catalog import list_sets
+from transfer.importer.cli import report, step_printer
+from transfer.importer.errors import ImportSourceError
+from transfer.importer.storage import open_store
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--list", action="store_true", help="list the sets and sources at the base")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        base = options["base"] or services_import.import_base()
+        base = options["base"] or services.import_base()
         try:
             if options["list"]:
                 for entry in list_sets(open_store(base), options["model_id"]):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if not sources:
             raise CommandError("name at least one source (or --set with sources at the base)")
-        job = services_import.start_import(model_id=options["model_id"], sources=sources, base=base,
+        job = services.start_import(model_id=options["model_id"], sources=sources, base=base,
                                            force=options["force"], enqueue=False)
         self.stdout.write(f"job #{job.id}: importing {', '.join(sources)} from {base}")
-        report(services_import.run_here(job, on_step=step_printer(self.stdout)), self.stdout)
+        report(services.run_here(job, on_step=step_printer(self.stdout)), self.stdout)

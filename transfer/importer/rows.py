@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from features.embedders_registry import EMBEDDERS, OPENAI_3_LARGE_256
-from features.importer.layout import Column
+from transfer.importer.layout import Column
 
 EMBEDDER_BY_WIDTH = {spec.dimensions: spec.name for spec in EMBEDDERS.values()}
 EMBEDDER_BY_WIDTH[OPENAI_3_LARGE_256.dimensions] = OPENAI_3_LARGE_256.name

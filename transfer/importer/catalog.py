@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, Sum
 
-from features.importer.storage import HttpStore, LocalStore
 from features.models import ImportedFile, ImportedFileStatus, parse_source_id
+from transfer.importer.storage import HttpStore, LocalStore
 
 
 @dataclass

@@ -13,13 +13,15 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from features.importer.catalog import list_source_names
-from features.importer.layout import DEFAULT_BASE
-from features.importer.pipeline import OnStep, import_config, import_source, plan_source
-from features.importer.storage import open_store
 from features.models import Source
+from neuronpedia.jobs import registry
 from neuronpedia.jobs import services as jobs
 from neuronpedia.jobs.models import Job, JobKind
+from transfer.exporter import export_source
+from transfer.importer.catalog import list_source_names
+from transfer.importer.layout import DEFAULT_BASE
+from transfer.importer.pipeline import OnStep, import_config, import_source, plan_source
+from transfer.importer.storage import open_store
 
 
 def import_base() -> str:
@@ -29,13 +31,6 @@ def import_base() -> str:
 
 def export_dir() -> Path:
     return Path(getattr(settings, "NP_DATA_DIR", ".data")) / "exports"
-
-
-def _enqueue(job: Job) -> None:
-    from features import tasks  # noqa: PLC0415 - tasks import this module
-
-    task = tasks.export_source_task if job.kind == JobKind.EXPORT_SOURCE else tasks.import_source_task
-    transaction.on_commit(lambda: task.delay(job.id))
 
 
 def start_import(*, model_id: str, sources: list[str], base: str | None = None, force: bool = False,
@@ -50,7 +45,7 @@ def start_import(*, model_id: str, sources: list[str], base: str | None = None, 
                                       "sources": sources, "force": force},
                               model_id_ref=model_id, source_ref=",".join(sources)[:256])
         if enqueue:
-            _enqueue(job)
+            registry.enqueue(job)
     return job
 
 
@@ -69,7 +64,7 @@ def start_config_import(*, base: str | None = None, requested_by: Any = None, en
         job = jobs.create_job(kind=JobKind.IMPORT_SOURCE, title="Import config catalogs",
                               params={"action": "config", "base": base}, requested_by=requested_by)
         if enqueue:
-            _enqueue(job)
+            registry.enqueue(job)
     return job
 
 
@@ -81,7 +76,7 @@ def start_export(*, source: Source, folder: str | None = None, requested_by: Any
                               params={"source_id": source.id, "folder": folder}, requested_by=requested_by,
                               model_id_ref=source.model_id, source_ref=source.name)
         if enqueue:
-            _enqueue(job)
+            registry.enqueue(job)
     return job
 
 
@@ -90,7 +85,7 @@ def resume_job(*, job_id: int) -> bool:
     with transaction.atomic():
         if not jobs.requeue_job(job_id):
             return False
-        _enqueue(Job.objects.get(id=job_id))
+        registry.enqueue(Job.objects.get(id=job_id))
     return True
 
 
@@ -120,8 +115,6 @@ def run_import_job(job_id: int, *, on_step: OnStep | None = None) -> dict[str, A
 
 
 def run_export_job(job_id: int, *, on_step: OnStep | None = None) -> dict[str, Any]:
-    from features.exporter import export_source  # noqa: PLC0415
-
     params = Job.objects.get(id=job_id).params
     source = Source.objects.get(id=params["source_id"])
     done = 0

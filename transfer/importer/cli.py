@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import CommandError, OutputWrapper
 
-from features.importer.pipeline import Step
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
+from transfer.importer.pipeline import Step
 
 
 def step_printer(out: OutputWrapper) -> Any:

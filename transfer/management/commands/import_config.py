@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from features import services_import
-from features.importer.cli import report, step_printer
+from transfer import services
+from transfer.importer.cli import report, step_printer
 
 
 class Command(BaseCommand):
@@ -15,5 +15,5 @@ class Command(BaseCommand):
         parser.add_argument("--base", help="export folder or URL (default: NP_IMPORT_BASE)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        job = services_import.start_config_import(base=options["base"], enqueue=False)
-        report(services_import.run_here(job, on_step=step_printer(self.stdout)), self.stdout)
+        job = services.start_config_import(base=options["base"], enqueue=False)
+        report(services.run_here(job, on_step=step_printer(self.stdout)), self.stdout)

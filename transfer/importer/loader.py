@@ -22,11 +22,6 @@ from typing import Any, BinaryIO
 from django.db import connection, transaction
 from django.utils import timezone
 
-from features.importer.copy import copy_rows
-from features.importer.errors import ImportFileError
-from features.importer.layout import ACTIVATION_COLUMNS, EXPLANATION_COLUMNS, FEATURE_COLUMNS
-from features.importer.reader import iter_records
-from features.importer.rows import EMBEDDER_BY_WIDTH, RowError, convert, feature_index, split_z_indices
 from features.models import (
     Activation,
     Explanation,
@@ -37,6 +32,11 @@ from features.models import (
     ImportedFileStatus,
     Source,
 )
+from transfer.importer.copy import copy_rows
+from transfer.importer.errors import ImportFileError
+from transfer.importer.layout import ACTIVATION_COLUMNS, EXPLANATION_COLUMNS, FEATURE_COLUMNS
+from transfer.importer.reader import iter_records
+from transfer.importer.rows import EMBEDDER_BY_WIDTH, RowError, convert, feature_index, split_z_indices
 
 
 @dataclass

@@ -19,7 +19,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from features.importer.errors import ImportSourceError
+from transfer.importer.errors import ImportSourceError
 
 CHUNK = 1 << 20
 TIMEOUT = httpx.Timeout(30.0, read=120.0)

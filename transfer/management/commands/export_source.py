@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features import services_import
-from features.importer.cli import report, step_printer
 from features.models import Source
+from transfer import services
+from transfer.importer.cli import report, step_printer
 
 
 class Command(BaseCommand):
@@ -21,8 +21,8 @@ class Command(BaseCommand):
         source = Source.objects.filter(model_id=options["model_id"], name=options["source"]).first()
         if source is None:
             raise CommandError(f"no source {options['model_id']}/{options['source']} in this database")
-        job = services_import.start_export(source=source, folder=options["out"], enqueue=False)
-        job = services_import.run_here(job, on_step=step_printer(self.stdout))
+        job = services.start_export(source=source, folder=options["out"], enqueue=False)
+        job = services.run_here(job, on_step=step_printer(self.stdout))
         report(job, self.stdout)
         if job.result:
             tables = ", ".join(f"{k} {v}" for k, v in job.result["tables"].items())

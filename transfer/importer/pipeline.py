@@ -1,6 +1,6 @@
 """Import of whole sources: plan the files, read the metadata, load features, activations and explanations
 file by file into the source's staging copy (each file its own transaction and checkpoint), swap the copy
-into the live source in one transaction (features/importer/swap.py), then verify the counts.
+into the live source in one transaction (transfer/importer/swap.py), then verify the counts.
 
 An unchanged source (same metadata and batch files, by sha256) is left alone: nothing is written."""
 
@@ -13,22 +13,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from features.importer.errors import ImportFileError, ImportSourceError
-from features.importer.hnsw import IndexPlan
-from features.importer.layout import BATCH_KINDS, CONFIG_FILES, batch_number
-from features.importer.loader import SourceContext, is_current, load_batch_file
-from features.importer.metadata import (
+from features.hnsw import IndexPlan
+from features.models import ImportedFile, ImportedFileKind, ImportedFileStatus, Source
+from transfer.importer.errors import ImportFileError, ImportSourceError
+from transfer.importer.layout import BATCH_KINDS, CONFIG_FILES, batch_number
+from transfer.importer.loader import SourceContext, is_current, load_batch_file
+from transfer.importer.metadata import (
     SourceMetadata,
     load_config_file,
     metadata_current,
     read_source_metadata,
 )
-from features.importer.reader import iter_records
-from features.importer.rows import EMBEDDER_BY_WIDTH
-from features.importer.storage import HttpStore, LocalStore, RemoteFile, sha256_of
-from features.importer.swap import purge, staging_source, swap_in
-from features.importer.verify import verify_source
-from features.models import ImportedFile, ImportedFileKind, ImportedFileStatus, Source
+from transfer.importer.reader import iter_records
+from transfer.importer.rows import EMBEDDER_BY_WIDTH
+from transfer.importer.storage import HttpStore, LocalStore, RemoteFile, sha256_of
+from transfer.importer.swap import purge, staging_source, swap_in
+from transfer.importer.verify import verify_source
 
 Store = LocalStore | HttpStore
 log = logging.getLogger(__name__)

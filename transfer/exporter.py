@@ -26,7 +26,8 @@ from typing import Any
 from django.apps import apps
 from django.db import models as djm
 
-from features.importer.layout import (
+from features.models import Activation, Explanation, Feature, Source, UpstreamRecord
+from transfer.importer.layout import (
     ACTIVATION_COLUMNS,
     BATCH_SIZE,
     CONFIG_FIELDS,
@@ -40,8 +41,7 @@ from features.importer.layout import (
     SOURCESET_FIELDS,
     UPSTREAM_TABLES,
 )
-from features.importer.pipeline import Step
-from features.models import Activation, Explanation, Feature, Source, UpstreamRecord
+from transfer.importer.pipeline import Step
 
 DEFAULT_CREATOR_ID = "clkht01d40000jv08hvalcvly"  # the id Neuronpedia's own scripts default to
 NP_EMBEDDING_DIMS = 256
