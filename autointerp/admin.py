@@ -47,8 +47,7 @@ class ProviderKeyAdmin(admin.ModelAdmin):
 
     def batch_view(self, request: HttpRequest) -> HttpResponse:
         """Form -> start_autointerp_batch -> the job page."""
-        from autointerp.batch import BatchParams  # noqa: PLC0415
-        from autointerp.services import start_autointerp_batch  # noqa: PLC0415
+        from autointerp.batch import BatchParams, start_autointerp_batch  # noqa: PLC0415
 
         form = BatchForm(request.POST or None, initial={"source": request.GET.get("source")})
         if request.method == "POST" and form.is_valid():

@@ -5,6 +5,10 @@ and write stays on the calling thread. Only transient provider errors (timeouts,
 429 with Retry-After) are retried, with exponential backoff and jitter; a final provider error (rejected
 or exhausted key) stops the job FAILED with the reason. Work already done is skipped, so a killed,
 cancelled or failed job resumes where it stopped when it is re-queued.
+
+`start_autointerp_batch` creates the job and enqueues it through the job registry (neuronpedia.jobs);
+the task (autointerp.tasks) claims it and calls `run_autointerp_job`. Each result is stored by
+autointerp.services, as one explanation or score made outside a batch.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, TypeVar
 
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+
+from autointerp import services
 from autointerp.explainers import (
     EXPLAINERS,
     NP_MAX_ACT_LOGITS,
@@ -25,8 +34,21 @@ from autointerp.explainers import (
     evidence_for_feature,
     explain,
 )
-from autointerp.llm import LOCAL_MODEL, ChatBackend, ProviderError, UnparseableOutput, get_backend
+from autointerp.llm import (
+    LOCAL_MODEL,
+    ChatBackend,
+    ProviderError,
+    UnparseableOutput,
+    get_backend,
+    resolve_provider,
+)
+from autointerp.offline import SCORER_VERSION
 from autointerp.scorers import EMBEDDING, SCORE_TYPES, ScoringFailed, score, scoring_set_for_feature
+from features.embedders_registry import DEFAULT_EMBEDDER
+from features.models import Explanation, ExplanationScore, Feature, ScoreStatus, Source
+from neuronpedia.jobs import registry
+from neuronpedia.jobs import services as jobs
+from neuronpedia.jobs.models import Job, JobKind
 
 T = TypeVar("T")
 
@@ -134,8 +156,6 @@ class BatchCounts:
 
 
 def target_feature_ids(params: BatchParams) -> list[int]:
-    from features.models import Feature  # noqa: PLC0415
-
     queryset = Feature.objects.filter(is_dead=False)
     if params.source_id is not None:
         queryset = queryset.filter(source_id=params.source_id)
@@ -145,9 +165,82 @@ def target_feature_ids(params: BatchParams) -> list[int]:
     return ids[: params.limit] if params.limit else ids
 
 
-def _explain_items(params: BatchParams, feature_ids: list[int]) -> list[int]:
-    from features.models import Explanation  # noqa: PLC0415
+def check_runnable(params: BatchParams, *, user: Any = None) -> None:
+    """Refuse, before any job exists, what would fail for every item: an offline explainer with another
+    model, or an LLM call with no provider configured (for this user, globally or in the environment).
+    Raises ValueError with a message for people."""
+    if params.action == "explain" and params.explainer_type in OFFLINE_EXPLAINERS \
+            and params.model != LOCAL_MODEL:
+        raise ValueError(f"{params.explainer_type} runs with {LOCAL_MODEL} only (not {params.model})")
+    model = params.model if params.action == "explain" else params.scorer_model
+    needs_llm = params.action == "explain" or any(st != EMBEDDING for st in params.score_types)
+    if needs_llm and model != LOCAL_MODEL:
+        try:
+            resolve_provider(user=user if getattr(user, "pk", None) else None, model=model)
+        except ProviderError as exc:
+            raise ValueError(exc.reason) from None
 
+
+def start_autointerp_batch(*, params: BatchParams, requested_by: Any = None, run_now: bool = False) -> Job:
+    """Create an AUTOINTERP_BATCH job and enqueue it on the default queue after commit (or run it here
+    with `run_now`, for the CLI's --sync). Re-running a finished job's params skips the done work."""
+    if (
+        params.action == "score"
+        and params.scorer_model is None
+        and any(st != "eleuther_embedding" for st in params.score_types)
+    ):
+        params = replace(params, scorer_model=services.default_scorer_model())
+    if requested_by is not None and getattr(requested_by, "pk", None) and params.user_id is None:
+        params = replace(params, user_id=requested_by.pk)
+    check_runnable(params, user=requested_by)
+    source = Source.objects.filter(pk=params.source_id).first() if params.source_id else None
+    if params.source_id is not None and source is None:
+        raise ValueError(f"source {params.source_id} does not exist")
+    total = len(target_feature_ids(params))
+    what = f"{source}" if source else f"{len(params.feature_ids)} features"
+    title = f"{params.action} {what} with {params.explainer_type} / {params.model}"
+    with transaction.atomic():
+        job = jobs.create_job(
+            kind=JobKind.AUTOINTERP_BATCH,
+            title=title[:300],
+            params=params.as_json(),
+            total=total,
+            requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+            model_id_ref=source.model_id if source else "",
+            source_ref=source.name if source else "",
+        )
+        if not run_now:
+            registry.enqueue(job)
+    if run_now:
+        if jobs.claim_job(job.pk):  # what the task does with the message
+            run_autointerp_job(job.pk)
+        job.refresh_from_db()
+    return job
+
+
+def run_autointerp_job(job_id: int, *, backend: ChatBackend | None = None) -> None:
+    """Body of the batch task for a claimed job: do the remaining work, then DONE or FAILED."""
+    job = Job.objects.get(pk=job_id)
+    params = BatchParams.from_dict(job.params)
+    with jobs.job_outcome(job_id):
+        try:
+            result = run_batch(job_id, params, backend=backend)
+        except BatchAborted as exc:
+            jobs.fail_job(job_id, error=f"stopped: {exc}")
+            return
+        except ProviderError as exc:  # e.g. the provider key was removed after the job was queued
+            jobs.fail_job(job_id, error=f"stopped: {exc.reason}")
+            return
+        if result.get("failed") and not result.get("succeeded") and not result.get("skipped"):
+            # nothing came out of it (one feature from its page, say): FAILED, with the first reason
+            reason = result["errors"][0].split(": ", 1)[-1] if result.get("errors") else "every item failed"
+            error = f"failed for every item ({result['failed']}): {reason}"
+            jobs.fail_job(job_id, error=error, result=result)
+            return
+        jobs.finish_job(job_id, result=result)
+
+
+def _explain_items(params: BatchParams, feature_ids: list[int]) -> list[int]:
     done = set(
         Explanation.objects.filter(
             feature_id__in=feature_ids, type_id=params.explainer_type, explanation_model_id=params.model
@@ -158,8 +251,6 @@ def _explain_items(params: BatchParams, feature_ids: list[int]) -> list[int]:
 
 def _score_items(params: BatchParams, feature_ids: list[int]) -> tuple[int, list[tuple[int, str]]]:
     """(number of (explanation, score type) pairs, the pairs without a DONE score)."""
-    from features.models import Explanation, ExplanationScore, ScoreStatus  # noqa: PLC0415
-
     explanations = list(
         Explanation.objects.filter(
             feature_id__in=feature_ids, type_id=params.explainer_type, explanation_model_id=params.model
@@ -167,10 +258,6 @@ def _score_items(params: BatchParams, feature_ids: list[int]) -> tuple[int, list
         .order_by("feature_id", "id")
         .values_list("id", flat=True)
     )
-    from django.db.models import Q  # noqa: PLC0415
-
-    from autointerp.offline import SCORER_VERSION  # noqa: PLC0415
-
     # a DONE embedding score by an older scorer is stale: it is computed again
     current = ~Q(score_type_id=EMBEDDING) | Q(json_details__scorer_version=SCORER_VERSION)
     done = set(
@@ -192,10 +279,6 @@ def run_batch(
 ) -> dict[str, Any]:
     """Do the remaining work of the job; returns counts. Raises BatchAborted on a final provider error and
     JobCancelled (from `progress`) when a cancel was requested."""
-    from django.contrib.auth import get_user_model  # noqa: PLC0415
-
-    from neuronpedia.jobs import services as jobs  # noqa: PLC0415
-
     progress = progress or jobs.record_progress
     user = get_user_model().objects.filter(pk=params.user_id).first() if params.user_id else None
     feature_ids = target_feature_ids(params)
@@ -223,11 +306,7 @@ def run_batch(
 
 
 def _embed_new(params: BatchParams, feature_ids: list[int]) -> None:
-    from autointerp.services import embed_explanations  # noqa: PLC0415
-    from features.embedders_registry import DEFAULT_EMBEDDER  # noqa: PLC0415
-    from features.models import Explanation  # noqa: PLC0415
-
-    embed_explanations(
+    services.embed_explanations(
         explanations=Explanation.objects.filter(
             feature_id__in=feature_ids,
             type_id=params.explainer_type,
@@ -284,8 +363,6 @@ class _Runner:
         return last
 
     def _prepare(self, item: Any) -> dict[str, Any] | None:
-        from features.models import Explanation, Feature  # noqa: PLC0415
-
         if self.params.action == "explain":
             feature = Feature.objects.get(pk=item)
             prepared = {"item": item, "evidence": evidence_for_feature(feature)}
@@ -341,8 +418,6 @@ class _Runner:
             self._store(prepared, future)
 
     def _store(self, prepared: dict[str, Any], future: Future[Any]) -> None:
-        from autointerp import services  # noqa: PLC0415
-
         try:
             result = future.result()
         except ProviderError as exc:
@@ -392,8 +467,6 @@ class _Runner:
         self.counts.done += 1
 
     def _failed(self, prepared: dict[str, Any], reason: str, details: dict[str, Any] | None = None) -> None:
-        from autointerp import services  # noqa: PLC0415
-
         self.counts.failed += 1
         self.counts.done += 1
         self.errors.append(f"{prepared['item']}: {reason}")

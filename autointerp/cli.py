@@ -62,8 +62,7 @@ def _start(action: str, source: str | None, features: tuple[str, ...], sync: boo
             "give either --source MODEL/SOURCE or one or more --feature MODEL/SOURCE/INDEX"
         )
     _setup_django()
-    from autointerp.batch import BatchParams  # noqa: PLC0415
-    from autointerp.services import start_autointerp_batch  # noqa: PLC0415
+    from autointerp.batch import BatchParams, start_autointerp_batch  # noqa: PLC0415
 
     source_obj = _resolve_source(source) if source else None
     try:

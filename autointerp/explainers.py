@@ -19,24 +19,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autointerp.examples import Example
 from autointerp.llm import LOCAL_MODEL, ChatBackend, Messages, UnparseableOutput
+from autointerp.offline import SplitExamples, explain_offline, feature_examples, split_examples
 
 NP_MAX_ACT_LOGITS = "np_max-act-logits"
 DELPHI_DEFAULT = "eleuther_acts_top20"
-
-
-@dataclass(frozen=True)
-class Example:
-    tokens: tuple[str, ...]
-    values: tuple[float, ...]
-
-    @property
-    def max_value(self) -> float:
-        return max(self.values, default=0.0)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.tokens)
 
 
 @dataclass(frozen=True)
@@ -91,8 +79,6 @@ def evidence_for_feature(feature: Any, *, limit: int = 40) -> FeatureEvidence:
     """What an explainer may see of a feature: the even ranks of its top examples (deduplicated by text,
     strongest first) and of its quantile examples, and its top logits. The odd ranks are held out for
     scoring (`held_out`), so every explainer's score is measured on examples it did not see."""
-    from autointerp.offline import feature_examples, split_examples  # noqa: PLC0415
-
     top, quantile = feature_examples(feature)
     split = split_examples(top[: 2 * limit], quantile)
     return FeatureEvidence(
@@ -288,8 +274,6 @@ def explain_offline_best(
     evidence: FeatureEvidence, backend: ChatBackend | None, settings: ExplainerSettings
 ) -> ExplainResult:
     """The offline explainer (autointerp.offline): token analysis + constrained local LLM, best kept."""
-    from autointerp.offline import SplitExamples, explain_offline  # noqa: PLC0415
-
     split = SplitExamples(
         seen=evidence.examples + evidence.quantile,
         held_out=evidence.held_out,

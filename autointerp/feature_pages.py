@@ -12,10 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from autointerp.batch import BatchParams
+from autointerp.batch import BatchParams, start_autointerp_batch
 from autointerp.llm import ProviderError, resolve_provider
 from autointerp.search import SearchFilters, SearchScope, search_explanations
-from autointerp.services import start_autointerp_batch
 from features import selectors
 from features.embedders_registry import DEFAULT_EMBEDDER, EMBEDDERS, MINILM
 from features.models import Feature

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from autointerp.explainers import Example
+from autointerp.examples import Example
 from autointerp.phrasing import (
     Analysis,
     analyse,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autointerp.explainers import Example
+from autointerp.examples import Example
 
 DOMINANT_SHARE = 0.5
 LEAD_SHARE, LEAD_RATIO = 0.35, 1.3  # or a clear lead: >= 35% of peaks and 1.3x the runner-up

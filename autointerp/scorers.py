@@ -27,7 +27,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from autointerp.explainers import Example, activating_example, as_delphi_client, import_delphi
+from autointerp.examples import Example
+from autointerp.explainers import activating_example, as_delphi_client, import_delphi
 from autointerp.llm import ChatBackend, ProviderError, UnparseableOutput
 
 DETECTION = "eleuther_recall"

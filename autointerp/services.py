@@ -1,21 +1,18 @@
-"""Writes of autointerp: explanations, scores, embeddings, and batch jobs.
+"""Writes of autointerp: explanations, scores and embeddings (batch jobs over many features: batch.py).
 
 Every function is safe to re-run: an explanation of a feature by (type, model) is reused rather than
-duplicated, a score row is unique per (explanation, type, model) and a FAILED one is retried in place,
-and a batch skips the work already done.
+duplicated, and a score row is unique per (explanation, type, model) and a FAILED one is retried in place.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 from django.conf import settings as django_settings  # `settings` names explainer settings here
 from django.db import transaction
 from django.db.models import QuerySet
 
-from autointerp.batch import BatchAborted, BatchParams, run_batch, target_feature_ids
 from autointerp.embedders import get_embedder
 from autointerp.explainers import (
     EXPLAINER_DESCRIPTIONS,
@@ -26,6 +23,7 @@ from autointerp.explainers import (
     explain,
 )
 from autointerp.llm import LOCAL_MODEL, LOCAL_MODEL_DISPLAY, ChatBackend, ProviderError, get_backend
+from autointerp.offline import SCORER_VERSION
 from autointerp.scorers import EMBEDDING, SCORE_TYPES, ScoringFailed, score, scoring_set_for_feature
 from features.embedders_registry import DEFAULT_EMBEDDER
 from features.models import (
@@ -37,10 +35,7 @@ from features.models import (
     ExplanationType,
     Feature,
     ScoreStatus,
-    Source,
 )
-from neuronpedia.jobs.models import Job, JobKind
-from neuronpedia.jobs.services import create_job, fail_job, finish_job, job_outcome
 
 logger = logging.getLogger(__name__)
 HEADLINE_SCORE = EMBEDDING  # the score shown with every explanation: computed offline, on held-out examples
@@ -204,8 +199,6 @@ def _score_row(
 
 def is_stale(row: ExplanationScore, explanation: Explanation) -> bool:
     """A DONE score of another text (the explanation was edited) or by an older scorer: recompute it."""
-    from autointerp.offline import SCORER_VERSION  # noqa: PLC0415
-
     details = row.json_details or {}
     if "explanation_text" in details and details["explanation_text"] != explanation.description:
         return True
@@ -293,81 +286,3 @@ def _fail_score(row: ExplanationScore, reason: str, details: dict[str, Any]) -> 
 
 def default_scorer_model() -> str:
     return django_settings.NP_SCORER_MODEL or django_settings.NP_EXPLAINER_MODEL or "gpt-4o-mini"
-
-
-def check_runnable(params: BatchParams, *, user: Any = None) -> None:
-    """Refuse, before any job exists, what would fail for every item: an offline explainer with another
-    model, or an LLM call with no provider configured (for this user, globally or in the environment).
-    Raises ValueError with a message for people."""
-    from autointerp.explainers import OFFLINE_EXPLAINERS  # noqa: PLC0415
-    from autointerp.llm import resolve_provider  # noqa: PLC0415
-
-    if params.action == "explain" and params.explainer_type in OFFLINE_EXPLAINERS \
-            and params.model != LOCAL_MODEL:
-        raise ValueError(f"{params.explainer_type} runs with {LOCAL_MODEL} only (not {params.model})")
-    model = params.model if params.action == "explain" else params.scorer_model
-    needs_llm = params.action == "explain" or any(st != EMBEDDING for st in params.score_types)
-    if needs_llm and model != LOCAL_MODEL:
-        try:
-            resolve_provider(user=user if getattr(user, "pk", None) else None, model=model)
-        except ProviderError as exc:
-            raise ValueError(exc.reason) from None
-
-
-def start_autointerp_batch(*, params: BatchParams, requested_by: Any = None, run_now: bool = False) -> Job:
-    """Create an AUTOINTERP_BATCH job and enqueue it on the default queue after commit (or run it here
-    with `run_now`, for the CLI's --sync). Re-running a finished job's params skips the done work."""
-    from autointerp.tasks import autointerp_batch_task  # noqa: PLC0415
-
-    if (
-        params.action == "score"
-        and params.scorer_model is None
-        and any(st != "eleuther_embedding" for st in params.score_types)
-    ):
-        params = replace(params, scorer_model=default_scorer_model())
-    if requested_by is not None and getattr(requested_by, "pk", None) and params.user_id is None:
-        params = replace(params, user_id=requested_by.pk)
-    check_runnable(params, user=requested_by)
-    source = Source.objects.filter(pk=params.source_id).first() if params.source_id else None
-    if params.source_id is not None and source is None:
-        raise ValueError(f"source {params.source_id} does not exist")
-    total = len(target_feature_ids(params))
-    what = f"{source}" if source else f"{len(params.feature_ids)} features"
-    title = f"{params.action} {what} with {params.explainer_type} / {params.model}"
-    with transaction.atomic():
-        job = create_job(
-            kind=JobKind.AUTOINTERP_BATCH,
-            title=title[:300],
-            params=params.as_json(),
-            total=total,
-            requested_by=requested_by if getattr(requested_by, "pk", None) else None,
-            model_id_ref=source.model_id if source else "",
-            source_ref=source.name if source else "",
-        )
-        if not run_now:
-            transaction.on_commit(lambda: autointerp_batch_task.delay(job.pk))
-    if run_now:
-        autointerp_batch_task(job.pk)
-        job.refresh_from_db()
-    return job
-
-
-def run_autointerp_job(job_id: int, *, backend: ChatBackend | None = None) -> None:
-    """Body of the batch task for a claimed job: do the remaining work, then DONE or FAILED."""
-    job = Job.objects.get(pk=job_id)
-    params = BatchParams.from_dict(job.params)
-    with job_outcome(job_id):
-        try:
-            result = run_batch(job_id, params, backend=backend)
-        except BatchAborted as exc:
-            fail_job(job_id, error=f"stopped: {exc}")
-            return
-        except ProviderError as exc:  # e.g. the provider key was removed after the job was queued
-            fail_job(job_id, error=f"stopped: {exc.reason}")
-            return
-        if result.get("failed") and not result.get("succeeded") and not result.get("skipped"):
-            # nothing came out of it (one feature from its page, say): FAILED, with the first reason
-            reason = result["errors"][0].split(": ", 1)[-1] if result.get("errors") else "every item failed"
-            fail_job(job_id, error=f"failed for every item ({result['failed']}): {reason}", result=result)
-            return
-        finish_job(job_id, result=result)

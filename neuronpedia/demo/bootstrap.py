@@ -89,10 +89,9 @@ def _dashboards(source: Source, plan: BootstrapPlan, say: Say) -> None:
 
 
 def _explanations(source: Source, plan: BootstrapPlan, say: Say) -> None:
-    from autointerp.batch import BatchParams  # noqa: PLC0415
+    from autointerp.batch import BatchParams, start_autointerp_batch  # noqa: PLC0415
     from autointerp.explainers import OFFLINE  # noqa: PLC0415
     from autointerp.llm import LOCAL_MODEL  # noqa: PLC0415
-    from autointerp.services import start_autointerp_batch  # noqa: PLC0415
 
     if plan.explain <= 0:
         return

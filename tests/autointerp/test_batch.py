@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from autointerp.batch import BatchParams, RateLimiter, call_with_retries
+from autointerp.batch import BatchParams, RateLimiter, call_with_retries, start_autointerp_batch
 from autointerp.cli import autointerp
 from autointerp.llm import ProviderError
-from autointerp.services import start_autointerp_batch
 from autointerp.tasks import autointerp_batch_task
 from features.models import Explanation, ExplanationScore, ScoreStatus
 from neuronpedia.jobs.models import Job

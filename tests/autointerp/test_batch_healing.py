@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from autointerp.batch import BatchParams
-from autointerp.services import start_autointerp_batch
+from autointerp.batch import BatchParams, start_autointerp_batch
 from features.models import Explanation
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus

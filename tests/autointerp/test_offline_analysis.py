@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from autointerp import offline, phrasing, services
-from autointerp.explainers import OFFLINE, Example
+from autointerp.examples import Example
+from autointerp.explainers import OFFLINE
 from autointerp.llm import LOCAL_MODEL, OpenAIChat, ProviderConfig
 from features.models import Explanation, ExplanationScore, ScoreStatus
 from tests import factories
@@ -194,8 +195,7 @@ def test_bad_input_stores_nothing(catalog: dict[str, Any], ap_feature: Any) -> N
 
 @pytest.mark.django_db
 def test_a_score_batch_recomputes_scores_of_an_older_scorer(ap_feature: Any) -> None:
-    from autointerp.batch import BatchParams
-    from autointerp.services import start_autointerp_batch
+    from autointerp.batch import BatchParams, start_autointerp_batch
 
     explanation = services.generate_explanation(feature=ap_feature, explainer_type=OFFLINE, model=LOCAL_MODEL)
     row = ExplanationScore.objects.get(explanation=explanation, score_type_id="eleuther_embedding")

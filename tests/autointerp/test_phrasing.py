@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from autointerp import offline, phrasing, services
-from autointerp.explainers import OFFLINE, Example, ExplainerSettings
+from autointerp.examples import Example
+from autointerp.explainers import OFFLINE, ExplainerSettings
 from autointerp.llm import LOCAL_MODEL
 from autointerp.search import search_explanations
 from features.models import Explanation, ExplanationScore

@@ -65,7 +65,7 @@ def test_all_unparseable_answers_fail_with_the_reason(fake_llm: Any, cat_explana
 
 
 def _examples(texts: list[str], word: str | None) -> tuple[Any, ...]:
-    from autointerp.explainers import Example
+    from autointerp.examples import Example
 
     out = []
     for text in texts:
