@@ -55,6 +55,13 @@ def manage_process(*args: str, **env: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
+def inference_worker_process(config: Path | str, name: str, **env: str) -> subprocess.Popen:
+    """The real inference worker (`manage.py inference_worker`) on the test database, with 1 s heartbeats,
+    in its own process group; stop it with `stop` (or `kill` to test a dead worker)."""
+    return manage_process("inference_worker", "--config", str(config), "--name", name,
+                          "--loglevel", "WARNING", **{"INFERENCE_HEARTBEAT_SECONDS": "1", **env})
+
+
 def kill(proc: subprocess.Popen) -> None:
     """SIGKILL the process and everything it started (a worker's beat, its pool): no clean-up runs."""
     if proc.poll() is None:

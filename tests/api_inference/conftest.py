@@ -10,9 +10,7 @@ stream after block 0 and feature 64 + i is ReLU(-h_i), which gives the tests kno
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +22,8 @@ from rest_framework.test import APIClient
 from inference import client as inference
 from neuronpedia.accounts.services import create_api_key
 from tests.factories import identity_sae
-from tests.support import child_database_url
+from tests.support import inference_worker_process, stop
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "tiny-api"
 SOURCE_SET = "res-id"
 SOURCE = "0-res-id"
@@ -50,20 +47,9 @@ def worker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def worker(django_db_setup: None, django_db_blocker: Any, worker_config: Path) -> Iterator[subprocess.Popen]:
-    with django_db_blocker.unblock():
-        pass
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
-           "INFERENCE_HEARTBEAT_SECONDS": "1", "OMP_NUM_THREADS": "1",
-           "DATABASE_URL": child_database_url()}
-    proc = subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config", str(worker_config),
-                             "--name", "api-inference-worker", "--loglevel", "WARNING"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = inference_worker_process(worker_config, "api-inference-worker")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     with django_db_blocker.unblock():  # rows the worker re-registered after the last flush
         from features.models import InferenceHost, Model
 

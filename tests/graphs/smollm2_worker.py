@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +20,11 @@ from typing import Any
 
 import pytest
 
-from tests.support import child_database_url
+from tests.support import inference_worker_process, stop
 
 MODEL_ID = "smollm2-135m-instruct"
 SET = "plt-demo"
 VERSION = "random-w256-t3.0-d30-v1"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def transcoders_path() -> Path:
@@ -51,22 +49,11 @@ def start_worker(tmp: Path, django_db_blocker: Any, name: str) -> subprocess.Pop
               "transcoder_sets": [{"name": SET, "path": str(transcoders_path())}]}
     path = tmp / "worker.json"
     path.write_text(json.dumps(config))
-    with django_db_blocker.unblock():
-        pass
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
-           "INFERENCE_HEARTBEAT_SECONDS": "1", "OMP_NUM_THREADS": "2",
-           "DATABASE_URL": child_database_url()}
-    return subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config", str(path),
-                             "--name", name, "--loglevel", "WARNING"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return inference_worker_process(path, name, OMP_NUM_THREADS="2")
 
 
 def stop_worker(proc: subprocess.Popen, django_db_blocker: Any) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     with django_db_blocker.unblock():  # rows the worker re-registered after the last flush
         from features.models import InferenceHost, Model
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from features.models import Source
 from inference import client as inference
 from tests import factories
 from tests.factories import identity_sae
-from tests.support import child_database_url
+from tests.support import child_database_url, inference_worker_process, kill, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "tiny-fault"
@@ -60,15 +59,6 @@ def _env(db: dict[str, Any], **extra: str) -> dict[str, str]:
             "DATABASE_URL": child_database_url(), **extra}
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.fixture(scope="module")
 def db_settings(django_db_setup: None, django_db_blocker: Any) -> dict[str, Any]:
     with django_db_blocker.unblock():
@@ -91,12 +81,10 @@ def worker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def worker(db_settings: dict[str, Any], worker_config: Path,
            django_db_blocker: Any) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config", str(worker_config),
-                             "--name", "fault-worker", "--loglevel", "WARNING"],
-                            cwd=ROOT, env=_env(db_settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = inference_worker_process(worker_config, "fault-worker", INFERENCE_QUEUE_LIMIT=str(QUEUE_LIMIT),
+                                    INFERENCE_RETRY_AFTER_SECONDS="3")
     yield proc
-    _stop(proc)
+    stop(proc)
     with django_db_blocker.unblock():
         from features.models import InferenceHost, Model
 
@@ -111,7 +99,7 @@ def server(db_settings: dict[str, Any]) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "neuronpedia.asgi:application", "-k",
                              "uvicorn_worker.UvicornWorker", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                              "--timeout", "300"], cwd=ROOT, env=_env(db_settings),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -122,7 +110,7 @@ def server(db_settings: dict[str, Any]) -> Iterator[str]:
             assert proc.poll() is None, "the ASGI server exited"
             time.sleep(0.2)
     yield base
-    _stop(proc)
+    stop(proc)
 
 
 @pytest.fixture
@@ -289,7 +277,7 @@ def test_a_killed_worker_is_reported_within_seconds(live: None, server: str,
     _wait_for(lambda: inference.in_flight(MODEL_ID) == 3, 10, "three requests in flight")
     assert running.is_alive()
     killed = time.monotonic()
-    os.kill(worker.pid, signal.SIGKILL)
+    kill(worker)
     worker.wait(10)
     for request in (running, queued[0]):
         request.join(30)

@@ -5,9 +5,7 @@ compared with the same operation called in-process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,9 +18,8 @@ from django.conf import settings
 from features.models import InferenceHost, Source
 from inference import client as inference
 from tests.factories import identity_sae
-from tests.support import child_database_url
+from tests.support import inference_worker_process, stop
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "tiny-e2e"
 SOURCE = "0-res-id"
 
@@ -44,21 +41,9 @@ def worker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def worker(django_db_setup: None, django_db_blocker: Any, worker_config: Path) -> Any:
-    with django_db_blocker.unblock():
-        pass
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
-           "INFERENCE_HEARTBEAT_SECONDS": "1",
-           "DATABASE_URL": child_database_url()}
-    proc = subprocess.Popen([sys.executable, "manage.py", "inference_worker", "--config",
-                             str(worker_config), "--name", "e2e-worker", "--loglevel", "WARNING"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = inference_worker_process(worker_config, "e2e-worker")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     with django_db_blocker.unblock():  # rows the worker re-registered after the last flush
         from features.models import InferenceHost, Model
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,28 +15,15 @@ from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.jobs.tasks import noop_job_task
 from neuronpedia.lib.jobs import JobStatus
 from neuronpedia.queues import Queue
-from tests.support import child_database_url
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import HEAL_FAST, celery_worker, stop
 
 
 @pytest.fixture
 def worker_process():
     """A `celery worker` subprocess bound to the test database and the tests' Redis db."""
-    env = {**os.environ,
-           "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
-           "DATABASE_URL": child_database_url()}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "neuronpedia", "worker", "-Q", Queue.DEFAULT,
-         "--pool", "solo", "--without-mingle", "--without-gossip", "-n", "pytest@%h",
-         "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = celery_worker(Queue.DEFAULT, name="pytest")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -53,8 +39,7 @@ def test_a_job_runs_to_done_in_a_real_worker_through_redis(worker_process) -> No
         assert worker_process.poll() is None, worker_process.stdout.read()
         time.sleep(0.2)
     if job.status != JobStatus.DONE:
-        worker_process.terminate()
-        output = worker_process.communicate(timeout=30)[0]
+        output = stop(worker_process)
         pytest.fail(f"job {job.status} after 180 s; worker output:\n{output}")
     assert (job.done, job.total, job.result) == (3, 3, {"steps": 3})
     assert job.heartbeat_at is not None
@@ -63,26 +48,7 @@ def test_a_job_runs_to_done_in_a_real_worker_through_redis(worker_process) -> No
 
 def _worker_with_beat(tmp_path: Path, name: str) -> subprocess.Popen:
     """A worker that also runs Celery beat (the stale-job sweeper), with 1 s heartbeats."""
-    env = {**os.environ,
-           "DJANGO_SETTINGS_MODULE": "neuronpedia.settings.test",
-           "DATABASE_URL": child_database_url(),
-           "NP_JOB_HEARTBEAT_SECONDS": "1", "NP_JOB_STALE_AFTER_SECONDS": "3"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "neuronpedia", "worker", "-Q", Queue.DEFAULT, "-B",
-         "-s", str(tmp_path / f"beat-{name}"), "--pool", "solo", "--without-mingle", "--without-gossip",
-         "-n", f"{name}@%h", "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        return proc.communicate(timeout=20)[0]
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return proc.communicate(timeout=10)[0]
+    return celery_worker(Queue.DEFAULT, name=name, beat_dir=tmp_path, **HEAL_FAST)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -115,11 +81,11 @@ def test_a_job_whose_worker_is_killed_is_requeued_by_beat_and_finishes_without_a
             if job.is_finished:
                 break
             time.sleep(0.2)
-        output = "" if job.status == JobStatus.DONE else _stop(second)
+        output = "" if job.status == JobStatus.DONE else stop(second)
         assert job.status == JobStatus.DONE, f"{job.status} {job.error}\n{output}"
         assert job.generation == 2  # claimed twice: once by each worker
         assert job.result == {"steps": 12}
     finally:
-        _stop(first)
+        stop(first)
         if second is not None:
-            _stop(second)
+            stop(second)
