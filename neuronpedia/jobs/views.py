@@ -54,5 +54,5 @@ def job_status(request: HttpRequest, job_id: int) -> HttpResponse:
     if job is None:
         raise Http404(f"job {job_id} not found")
     status = HTMX_STOP_POLLING if job.is_finished else 200
-    return render(request, "jobs/_job_status.html", {"job": job, "progress_only": progress_only},
-                  status=status)
+    context = {"job": job, "progress_only": progress_only, "with_actions": request.GET.get("actions") == "1"}
+    return render(request, "jobs/_job_status.html", context, status=status)

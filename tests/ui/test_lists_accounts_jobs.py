@@ -159,6 +159,10 @@ def test_staff_can_cancel_and_resume_jobs_others_cannot(client, admin_user, alic
                                                         django_capture_on_commit_callbacks) -> None:
     job = jobs.create_job(kind=JobKind.AUTOINTERP_BATCH, title="ai")
     jobs.claim_job(job.id)
+    client.force_login(admin_user)
+    polled = client.get(f"/jobs/{job.id}/status/?actions=1").content.decode()
+    assert 'id="job-cancel"' in polled
+    assert f'hx-get="/jobs/{job.id}/status/?actions=1"' in polled
     client.force_login(alice)
     assert client.post(f"/jobs/{job.id}/cancel/").status_code == 302  # to the admin login
     assert 'id="job-cancel"' not in client.get(f"/jobs/{job.id}/").content.decode()
@@ -167,6 +171,12 @@ def test_staff_can_cancel_and_resume_jobs_others_cannot(client, admin_user, alic
     client.post(f"/jobs/{job.id}/cancel/")
     jobs.mark_cancelled(job.id)  # what the running task does at its next progress write
     assert 'id="job-resume"' in client.get(f"/jobs/{job.id}/").content.decode()
+    # the page polls its status partial with the actions: once the job ended, the poll drops Cancel
+    polled = client.get(f"/jobs/{job.id}/status/?actions=1").content.decode()
+    assert 'id="job-resume"' in polled
+    assert 'id="job-cancel"' not in polled
+    # the same partial elsewhere (home banner, admin import page) carries no buttons
+    assert 'id="job-resume"' not in client.get(f"/jobs/{job.id}/status/").content.decode()
     with (mock.patch("autointerp.tasks.autointerp_batch_task.delay") as delay,
           django_capture_on_commit_callbacks(execute=True)):
         client.post(f"/jobs/{job.id}/resume/")
