@@ -28,7 +28,6 @@ the ideal concurrency / delay.
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
 import struct
@@ -41,48 +40,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._scratch_db import scratch_database  # noqa: E402
+
 DB_NAME = f"np_explanation_search_bench_{os.getpid()}"  # per run: concurrent runs never collide
 K = 20
 N_SOURCES = 40
 SUBSPACE = 16
 NARROW = "1 source (2.5%, outside the target)"
-
-
-def setup_database(keep: bool) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neuronpedia.settings.local")
-    os.environ["DJANGO_DEBUG"] = "false"
-    import psycopg
-
-    from neuronpedia import devservices
-    from neuronpedia.lib import env
-    from neuronpedia.preflight import ensure_services
-
-    ensure_services(redis_needed=False)
-    url = env.parse_database_url(devservices.database_url())
-    admin = dict(host=url.host, port=url.port, user=url.user, password=url.password, dbname="postgres")
-    with psycopg.connect(**admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    auth = f"{url.user}:{url.password}@" if url.password else f"{url.user}@"
-    os.environ["DATABASE_URL"] = f"postgres://{auth}{url.host}:{url.port}/{DB_NAME}"
-    if not keep:
-        def _drop() -> None:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: BLE001 - Django may not be set up yet
-                pass
-            with psycopg.connect(**admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-        atexit.register(_drop)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 class Mixture:
@@ -433,7 +397,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    setup_database(args.keep)
+    scratch_database(DB_NAME, keep=args.keep)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.skip_batch:
         batch_part(args, rng)

@@ -21,7 +21,6 @@ explanations and each explanation's scores load lazily on first touch, i.e. N+1 
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import random
 import statistics
@@ -35,49 +34,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._scratch_db import scratch_database  # noqa: E402
+
 DB_NAME = f"np_feature_page_bench_{os.getpid()}"  # per run: concurrent runs never collide
 MODEL_ID = "bench-model"
 SET_NAME = "res-bench"
 CONTEXT = 128
 EXAMPLES = 100
 POOL = 512  # distinct dashboard-array variants, cycled over the rows
-
-
-def setup_database(keep: bool) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neuronpedia.settings.local")
-    os.environ["DJANGO_DEBUG"] = "false"  # production-like rendering: no debug cursor, no debug toolbar
-    import psycopg
-
-    from neuronpedia import devservices
-    from neuronpedia.lib import env
-    from neuronpedia.preflight import ensure_services
-
-    ensure_services(redis_needed=False)
-    url = env.parse_database_url(devservices.database_url())
-    admin = dict(host=url.host, port=url.port, user=url.user, password=url.password, dbname="postgres")
-    with psycopg.connect(**admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    auth = f"{url.user}:{url.password}@" if url.password else f"{url.user}@"
-    os.environ["DATABASE_URL"] = f"postgres://{auth}{url.host}:{url.port}/{DB_NAME}"
-    if not keep:
-        def _drop() -> None:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:  # noqa: BLE001 - Django may not be set up yet
-                pass
-            with psycopg.connect(**admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-        atexit.register(_drop)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 # --- synthetic data --------------------------------------------------------------------------------
@@ -363,7 +327,7 @@ def main() -> None:
     args.pages = min(args.pages, args.bench_features - args.warmup)
     random.seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    setup_database(args.keep)
+    scratch_database(DB_NAME, keep=args.keep)
     t0 = time.perf_counter()
     load_times = load(args, rng)
     load_total = time.perf_counter() - t0

@@ -20,7 +20,6 @@ redraw (prune + layout + redraw of the base canvas).
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import shutil
 import statistics
@@ -30,45 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._scratch_db import scratch_database  # noqa: E402
+
 DB_NAME = f"np_graph_page_bench_{os.getpid()}"
-
-
-def setup_database() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neuronpedia.settings.local")
-    os.environ["DJANGO_DEBUG"] = "false"
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    import psycopg
-
-    from neuronpedia import devservices
-    from neuronpedia.lib import env
-    from neuronpedia.preflight import ensure_services
-
-    ensure_services(redis_needed=False)
-    url = env.parse_database_url(devservices.database_url())
-    admin = dict(host=url.host, port=url.port, user=url.user, password=url.password, dbname="postgres")
-    with psycopg.connect(**admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    auth = f"{url.user}:{url.password}@" if url.password else f"{url.user}@"
-    os.environ["DATABASE_URL"] = f"postgres://{auth}{url.host}:{url.port}/{DB_NAME}"
-
-    def _drop() -> None:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # noqa: BLE001
-            pass
-        with psycopg.connect(**admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-    atexit.register(_drop)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def make_graph_row(args: argparse.Namespace) -> Any:
@@ -129,7 +92,7 @@ def main() -> None:
     chromium = os.environ.get("NP_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
     if not Path(chromium).exists():
         sys.exit("chromium is not installed (apt-get install chromium)")
-    setup_database()
+    scratch_database(DB_NAME, allow_async_unsafe=True)
     graph = make_graph_row(args)
     import threading
 

@@ -21,45 +21,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._scratch_db import scratch_database  # noqa: E402
+
 DB_NAME = "np_import_bench"
 CHUNK = 65_000
 EXPLANATION_CHUNK = 10_000
 TARGET_SECONDS, TARGET_SPEEDUP = 180.0, 3.0
-
-
-def _setup_database(keep: bool) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neuronpedia.settings.local")
-    import psycopg
-
-    from neuronpedia import devservices
-    from neuronpedia.lib import env
-    from neuronpedia.preflight import ensure_services
-
-    ensure_services(redis_needed=False)
-    url = env.parse_database_url(devservices.database_url())
-    admin = dict(host=url.host, port=url.port, user=url.user, password=url.password, dbname="postgres")
-    with psycopg.connect(**admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    auth = f"{url.user}:{url.password}@" if url.password else f"{url.user}@"
-    os.environ["DATABASE_URL"] = f"postgres://{auth}{url.host}:{url.port}/{DB_NAME}"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    if not keep:
-        import atexit
-
-        def _drop() -> None:
-            from django.db import connections
-
-            connections.close_all()
-            with psycopg.connect(**admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-
-        atexit.register(_drop)
 
 
 def _export(workdir: Path, features: int, acts: int) -> tuple[Path, dict[str, int]]:
@@ -202,7 +169,7 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the np_import_bench database")
     args = parser.parse_args()
-    _setup_database(args.keep)
+    scratch_database(DB_NAME, keep=args.keep, debug=True)
     root, counts = _export(args.workdir, args.features, args.acts)
     ours, ours_wall = _ours(root)
     base, base_wall = ({}, 0.0)
