@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from neuronpedia.lib.counters import client_address, count_in_window
 from neuronpedia.lib.env import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -126,25 +126,6 @@ def client_identity(request: HttpRequest) -> Client:
     if user is not None and user.is_authenticated:
         return Client(f"user:{user.pk}")
     return Client("ip:" + client_address(request))
-
-
-def client_address(request: HttpRequest) -> str:
-    address = request.META.get("REMOTE_ADDR", "") or "unknown"
-    if getattr(settings, "NP_RATE_LIMIT_TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            address = forwarded.split(",")[0].strip() or address
-    return address
-
-
-def count_in_window(key: str, window: int) -> int:
-    """Add one to the counter `key` in the cache, created with a `window`-second expiry; the new count."""
-    cache.add(key, 0, timeout=window)
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # the counter expired between add and incr: this is the first of a new window
-        cache.add(key, 1, timeout=window)
-        return 1
 
 
 def hit(*, prefix: str, limit: int, identity: str, window: int, now: float | None = None) -> Decision:

@@ -23,7 +23,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
-from neuronpedia.ratelimit import client_address, count_in_window
+from neuronpedia.lib.counters import client_address, count_in_window
 
 logger = logging.getLogger(__name__)
 KEY_PREFIX = "np:login-failures"
