@@ -15,7 +15,7 @@ import pytest
 from features.models import Activation, EvalType, Explanation, Feature, ImportedFile, Model, Source
 from neuronpedia.jobs.models import Job
 from neuronpedia.lib.jobs import JobStatus
-from tests.features.np_format import (
+from tests.transfer.np_format import (
     assert_batch_rows_stored,
     assert_config_stored,
     assert_metadata_stored,

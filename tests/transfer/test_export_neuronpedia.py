@@ -1,5 +1,5 @@
 """Our export of an imported Neuronpedia source passes Neuronpedia's import (a faithful port of its SQL and
-Prisma validation, tests/features/np_port.py) with every value equal to the files its exporter wrote, and
+Prisma validation, tests/transfer/np_port.py) with every value equal to the files its exporter wrote, and
 imports back into us losslessly: Neuronpedia -> us -> Neuronpedia-format files -> us."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from features.models import Source
-from tests.features import np_port
-from tests.features.np_format import (
+from tests.transfer import np_port
+from tests.transfer.np_format import (
     assert_batch_rows_stored,
     assert_config_stored,
     assert_metadata_stored,
