@@ -21,6 +21,12 @@ What runs (all real processes, on this machine):
   counted as "shed", not as an error; errors are every other non-2xx answer and transport
   failures/timeouts (60 s). Requests still running when a level ends are not counted.
 
+Then, per server, the question issue 15 asks directly -- does saturated inference delay a page that does not
+need it? -- answered by a probe: one user fetching a feature page every 200 ms (a steady 5 pages/s, no
+flood of readers competing for the web CPU), first with the inference worker idle, then while `--callers`
+API users keep the inference queue saturated (each caller honours `Retry-After` on a 503, as a real client
+does). Reported: the probe's p50/p95/max in both phases, the deepest queue seen and the callers' outcomes.
+
 Reported per server and level: throughput, p50/p95 per route (ms), errors, shed, the deepest inference
 queue seen (sampled every 0.5 s) and the 1-minute load average before/after (the machine is shared).
 Rate limits are off (NP_RATE_LIMIT_ENABLED=false): this measures serving, not the limiter.
@@ -51,6 +57,7 @@ MODEL = "smollm2-135m-instruct"
 SOURCE = "15-res-demo"
 N_FEATURES = 500
 PORT = 3990
+QUEUE_LIMIT = 8  # the ASGI server's bound on waiting inference requests (INFERENCE_QUEUE_LIMIT)
 WORDS = ["music", "water", "church", "money", "night", "king", "war", "love", "number", "city"]
 TEXTS = ["The bells rang across the quiet village.", "She counted the coins twice before paying.",
          "A storm rolled over the hills at night.", "They sang an old song by the fire."]
@@ -126,9 +133,9 @@ def start_worker() -> subprocess.Popen:
 SERVERS = {
     "baseline (WSGI, 2x8 threads, unbounded queue)": (
         ["neuronpedia.wsgi", "--workers", "2", "--threads", "8"], {"INFERENCE_QUEUE_LIMIT": "0"}),
-    "asgi (uvicorn workers, queue limit 8)": (
+    f"asgi (uvicorn workers, queue limit {QUEUE_LIMIT})": (
         ["neuronpedia.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "--workers", "2"],
-        {"INFERENCE_QUEUE_LIMIT": "8"}),
+        {"INFERENCE_QUEUE_LIMIT": str(QUEUE_LIMIT)}),
 }
 
 
@@ -204,6 +211,98 @@ def make_users(steer_tokens: int, shed: dict[str, int]) -> list[Any]:
                               "strength": 20.0}]})
 
     return [Reader, Caller]
+
+
+PROBE = "probe: feature page"
+
+
+def probe_users(steer_tokens: int, shed: dict[str, int], outcomes: dict[str, int]) -> list[Any]:
+    """One probe fetching a cheap page at a steady rate, and API callers that honour Retry-After."""
+    import gevent
+    from locust import constant, task
+    from locust.contrib.fasthttp import FastHttpUser
+
+    _, caller = make_users(steer_tokens, shed)
+
+    class Probe(FastHttpUser):
+        fixed_count = 1
+        wait_time = constant(0.2)
+        network_timeout = 60.0
+        connection_timeout = 10.0
+        host = f"http://127.0.0.1:{PORT}"
+
+        @task
+        def feature_page(self) -> None:
+            self.client.get(f"/{MODEL}/{SOURCE}/{random.randrange(N_FEATURES)}", name=PROBE)
+
+    class PoliteCaller(caller):  # type: ignore[misc, valid-type]
+        def _post(self, path: str, name: str, body: dict[str, Any]) -> None:
+            with self.client.post(path, json=body, name=name, catch_response=True) as response:
+                retry_after = response.headers.get("Retry-After")
+                if response.status_code == 503 and retry_after:
+                    shed[name] = shed.get(name, 0) + 1
+                    outcomes["shed"] = outcomes.get("shed", 0) + 1
+                    response.success()
+                    gevent.sleep(max(1.0, float(retry_after)))
+                elif response.status_code == 200:
+                    outcomes["served"] = outcomes.get("served", 0) + 1
+                else:
+                    outcomes[str(response.status_code)] = outcomes.get(str(response.status_code), 0) + 1
+                    response.failure(f"{response.status_code}")
+
+    return [Probe, PoliteCaller]
+
+
+def run_probe(callers: int, seconds: float, steer_tokens: int) -> dict[str, Any]:
+    """The probe alone (callers=0) or beside `callers` API users that keep inference saturated."""
+    import gevent
+    import redis
+    from locust.env import Environment
+
+    shed: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
+    users = probe_users(steer_tokens, shed, outcomes)
+    env = Environment(user_classes=users if callers else users[:1])
+    runner = env.create_local_runner()
+    client = redis.Redis.from_url(redis_url())
+    depths: list[int] = []
+    load_before = os.getloadavg()[0]
+    runner.start(1 + callers, spawn_rate=1 + callers)
+    gevent.sleep(min(5.0, seconds / 4))  # let the queue fill before the probe's requests count
+    env.stats.reset_all()
+    outcomes.clear()
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        client.zremrangebyscore(f"np:inflight:{MODEL}", "-inf", time.time())
+        depths.append(int(client.zcard(f"np:inflight:{MODEL}")))
+        gevent.sleep(0.5)
+    runner.quit()
+    entry = env.stats.get(PROBE, "GET")
+    return {"callers": callers, "n": entry.num_requests, "errors": entry.num_failures,
+            "p50": entry.get_response_time_percentile(0.5) if entry.num_requests else None,
+            "p95": entry.get_response_time_percentile(0.95) if entry.num_requests else None,
+            "max": entry.max_response_time if entry.num_requests else None,
+            "deepest_queue": max(depths, default=0),
+            "saturated_share": sum(d >= QUEUE_LIMIT for d in depths) / max(1, len(depths)),
+            "outcomes": dict(outcomes), "load": (load_before, os.getloadavg()[0])}
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def probe_table(name: str, rows: list[dict[str, Any]]) -> str:
+    lines = [f"**{name}: probe (one feature page every 200 ms)**", "",
+             "| inference | probe pages | p50 ms | p95 ms | max ms | errors | deepest queue | "
+             f"queue >= {QUEUE_LIMIT} | callers' answers | load avg |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        what = "idle" if not r["callers"] else f"saturated by {r['callers']} API callers"
+        answers = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items())) or "–"
+        lines.append(f"| {what} | {r['n']} | {_ms(r['p50'])} | {_ms(r['p95'])} | {_ms(r['max'])} | "
+                     f"{r['errors']} | {r['deepest_queue']} | {r['saturated_share']:.0%} | {answers} | "
+                     f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |")
+    return "\n".join(lines)
 
 
 def run_level(users: int, seconds: float, steer_tokens: int) -> dict[str, Any]:
@@ -313,6 +412,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--steer-tokens", type=int, default=16)
     parser.add_argument("--only", choices=["baseline", "asgi"], default=None)
+    parser.add_argument("--callers", type=int, default=16, help="API users saturating inference in the probe")
+    parser.add_argument("--probe-seconds", type=float, default=40.0)
+    parser.add_argument("--no-levels", action="store_true", help="only the probe")
     parser.add_argument("--json", default="", help="also write the raw results here")
     parser.add_argument("--server-log", default="/tmp/np-load-bench-server.log")
     args = parser.parse_args()
@@ -326,6 +428,7 @@ def main() -> None:
     seed()
     worker = start_worker()
     all_results: dict[str, list[dict[str, Any]]] = {}
+    probes: dict[str, list[dict[str, Any]]] = {}
     try:
         wait_worker(300)
         for name, (server_args, server_env) in SERVERS.items():
@@ -336,8 +439,16 @@ def main() -> None:
                 wait_http(f"http://127.0.0.1:{PORT}/{MODEL}/{SOURCE}/1", 60)
                 warm_up(f"http://127.0.0.1:{PORT}")
                 run_level(2, 8, args.steer_tokens)  # warm-up of the inference path
+                purge_inference_queue()
+                probes[name] = []
+                for callers in (0, args.callers):
+                    print(f"{name}: probe, {callers} API callers for {args.probe_seconds:.0f} s...",
+                          flush=True)
+                    probes[name].append(run_probe(callers, args.probe_seconds, args.steer_tokens))
+                    print(json.dumps(probes[name][-1]), flush=True)
+                    purge_inference_queue()
                 results = []
-                for users in [int(u) for u in args.levels.split(",")]:
+                for users in [] if args.no_levels else [int(u) for u in args.levels.split(",")]:
                     print(f"{name}: {users} users for {args.seconds:.0f} s...", flush=True)
                     results.append(run_level(users, args.seconds, args.steer_tokens))
                     print(json.dumps(results[-1]), flush=True)
@@ -348,11 +459,15 @@ def main() -> None:
     finally:
         stop(worker)
     print()
-    for name, results in all_results.items():
-        print(table(name, results))
+    for name, rows in probes.items():
+        print(probe_table(name, rows))
         print()
+    for name, results in all_results.items():
+        if results:
+            print(table(name, results))
+            print()
     if args.json:
-        Path(args.json).write_text(json.dumps(all_results, indent=1))
+        Path(args.json).write_text(json.dumps({"levels": all_results, "probes": probes}, indent=1))
 
 
 if __name__ == "__main__":
