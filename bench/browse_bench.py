@@ -27,6 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import feature_page_bench as fpb  # noqa: E402
 
+from bench._scratch_db import scratch_database  # noqa: E402
+
 
 def add_browse_data(args: argparse.Namespace, rng: np.random.Generator) -> float:
     from features.models import CrossSourceSimilarity, Eval, Feature, Source
@@ -70,7 +72,7 @@ def main() -> None:
     args.pages = min(args.pages, args.bench_features - args.warmup)
     random.seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    fpb.setup_database(args.keep)
+    scratch_database(fpb.DB_NAME, keep=args.keep)
     t0 = time.perf_counter()
     fpb.load(args, rng)
     extra = add_browse_data(args, rng)

@@ -6,7 +6,7 @@ same process, interleaved (issue 17).
     .venv/bin/python bench/graph_bench.py --repeats 3 --prompts "The capital of France is" "1, 2, 3,"
     .venv/bin/python bench/graph_bench.py --transcoders ~/.cache/neuronpedia/transcoders/smollm2-135m-instruct/plt-demo/current
 
-Runs in its own database (created, migrated, dropped at exit; the setup of bench/graph_page_bench.py).
+Runs in its own database (created, migrated, dropped at exit: bench/_scratch_db.py).
 The model and the transcoder set are loaded once, the replacement model built once (reported on its own:
 a worker does it once per process and set version), and one warm-up attribution runs before timing.
 Then, per prompt and repeat, in alternating order:
@@ -61,15 +61,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args()
 
-    from bench.graph_page_bench import setup_database
+    from bench._scratch_db import scratch_database
 
-    setup_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    scratch_database(f"np_graph_bench_{os.getpid()}", allow_async_unsafe=True)
     logging.getLogger("circuit_tracer").setLevel(logging.WARNING)
     import warnings
 
