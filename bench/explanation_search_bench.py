@@ -116,14 +116,14 @@ def copy_explanations(feature_ids: np.ndarray, vectors: np.ndarray, embedder: st
     from transfer.importer.copy import SIGNATURE, TRAILER
 
     columns = ["feature_id", "embedding", "description", "external_id", "type_id", "explanation_model_id",
-               "explainer_settings", "embedder", "score_v1", "notes", "created_at"]
+               "explainer_settings", "embedder", "score_v1", "notes", "created_at", "method", "score_type_name"]
 
     def field(data: bytes) -> bytes:
         return struct.pack(">i", len(data)) + data
 
     constant = b"".join([field(b""), field(b"oai_token-act-pair"), field(b"gpt-4o-mini"), field(b"\x01{}"),
                          field(embedder.encode()), field(struct.pack(">d", 0.5)), field(b""),
-                         field(struct.pack(">q", 788_918_400_000_000))])
+                         field(struct.pack(">q", 788_918_400_000_000)), field(b""), field(b"")])
     dims = vectors.shape[1]
     vec_head = struct.pack(">iHH", 4 + 4 * dims, dims, 0)
     head = struct.Struct(">hiq")
