@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.apps import AppConfig
@@ -17,7 +18,16 @@ def _score_human_explanation(sender: Any, explanation: Any, **_: Any) -> None:
 
     from autointerp.tasks import score_headline_task  # noqa: PLC0415
 
-    transaction.on_commit(lambda: score_headline_task.delay(explanation.pk))
+    def send() -> None:
+        try:
+            score_headline_task.delay(explanation.pk)
+        except Exception:  # the broker (Redis) is down: the explanation is kept, unscored for now
+            logging.getLogger(__name__).warning(
+                "explanation %s: could not queue its headline score (job queue unreachable); a "
+                "scoring batch (celery -A neuronpedia autointerp score) scores it later",
+                explanation.pk, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 class AutointerpConfig(AppConfig):

@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from features.models import Model, SourceSet, Visibility
 from graphs.format import MAX_PROMPT_CHARS, SLUG_RE, GraphFormatError, feature_coordinates, validate_graph
 from graphs.models import Graph, GraphOrigin, GraphStatus
+from neuronpedia.jobs import registry
 from neuronpedia.jobs.models import Job, JobKind
 from neuronpedia.lib.jobs import JobStatus
 from neuronpedia.queues import inference_queue
@@ -148,7 +149,7 @@ def request_graph(*, model: Model, prompt: str, params: GenerationParams | None 
                         **params.to_dict(), "slug": slug, "graph_id": graph.id})
             graph.job = job
             graph.save(update_fields=["job"])
-            transaction.on_commit(lambda: enqueue_graph_job(job))
+            registry.enqueue(job)
     except IntegrityError:
         raise GraphError(f"a graph with slug {slug!r} already exists for {model.id}", field="slug") from None
     return graph, True

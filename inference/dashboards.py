@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from features.models import Activation, Eval, Feature, Source, SourceSet
 from inference_worker.protocol import GENERATE_DASHBOARDS_TASK
+from neuronpedia.jobs import registry
 from neuronpedia.jobs.models import Job, JobKind
-from neuronpedia.jobs.services import create_job, requeue_job
+from neuronpedia.jobs.services import create_job
 from neuronpedia.queues import inference_queue
 
 TASK_NAME = GENERATE_DASHBOARDS_TASK  # the name workers and stored jobs know
@@ -103,7 +104,7 @@ def start_dashboard_job(*, source: Source, params: DashboardParams | None = None
                          params=params.to_dict(), total=params.n_sequences, requested_by=requested_by,
                          model_id_ref=source.model_id, source_ref=source.name)
         if enqueue:
-            transaction.on_commit(lambda: enqueue_dashboard_job(job))
+            registry.enqueue(job)
     return job
 
 
@@ -111,16 +112,6 @@ def enqueue_dashboard_job(job: Job) -> None:
     from neuronpedia.celery import app  # noqa: PLC0415
 
     app.send_task(TASK_NAME, args=[job.id], queue=inference_queue(job.model_id_ref))
-
-
-def resume_dashboard_job(job_id: int) -> bool:
-    """Re-queue a FAILED/CANCELLED job; the worker resumes from its checkpoint."""
-    with transaction.atomic():
-        if not requeue_job(job_id):
-            return False
-        job = Job.objects.get(id=job_id)
-        transaction.on_commit(lambda: enqueue_dashboard_job(job))
-    return True
 
 
 # --- writing results ------------------------------------------------------------------------------

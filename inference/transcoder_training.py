@@ -15,8 +15,9 @@ from django.db import transaction
 from inference.demo import DEMO_MODEL_ID, DEMO_TRANSCODER_SET
 from inference_worker.protocol import TRAIN_TRANSCODERS_TASK
 from inference_worker.transcoder_config import TranscoderTrainConfig, config_from_params
+from neuronpedia.jobs import registry
 from neuronpedia.jobs.models import Job, JobKind
-from neuronpedia.jobs.services import create_job, requeue_job
+from neuronpedia.jobs.services import create_job, resume_job
 from neuronpedia.lib.jobs import JobStatus
 from neuronpedia.queues import inference_queue
 
@@ -68,7 +69,7 @@ def start_training_job(*, model_id: str, params: dict[str, Any], requested_by: A
                                f"{cfg.d_transcoder} features each, {cfg.n_tokens:,} tokens)",
                          requested_by=requested_by, model_id_ref=model_id, source_ref=cfg.set_name)
         if enqueue:
-            transaction.on_commit(lambda: enqueue_training_job(job))
+            registry.enqueue(job)
     return job
 
 
@@ -76,16 +77,6 @@ def enqueue_training_job(job: Job) -> None:
     from neuronpedia.celery import app  # noqa: PLC0415
 
     app.send_task(TASK_NAME, kwargs={"job_id": job.id}, queue=inference_queue(job.model_id_ref))
-
-
-def resume_training_job(job_id: int) -> bool:
-    """Re-queue a FAILED/CANCELLED job; the worker resumes from the version's checkpoint."""
-    with transaction.atomic():
-        if not requeue_job(job_id):
-            return False
-        job = Job.objects.get(id=job_id)
-        transaction.on_commit(lambda: enqueue_training_job(job))
-    return True
 
 
 def training_jobs(model_id: str, params: dict[str, Any]) -> Any:
@@ -104,7 +95,7 @@ def ensure_training_job(*, model_id: str, params: dict[str, Any],
         return job, "running"
     if (job := jobs.filter(status=JobStatus.DONE).first()) is not None:
         return job, "done"
-    if (job := jobs.filter(status__in=STOPPED).first()) is not None and resume_training_job(job.id):
+    if (job := jobs.filter(status__in=STOPPED).first()) is not None and resume_job(job.id):
         job.refresh_from_db()
         return job, "resumed"
     return start_training_job(model_id=model_id, params=params, requested_by=requested_by), "started"

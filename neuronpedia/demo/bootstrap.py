@@ -26,6 +26,7 @@ from features.models import Eval, Feature, Source
 from inference import client as inference
 from inference import demo
 from neuronpedia.jobs.models import Job, JobKind
+from neuronpedia.jobs.services import resume_job
 from neuronpedia.lib.jobs import JobStatus
 
 Say = Callable[[str], None]
@@ -68,7 +69,7 @@ def _wait_for_worker(source: Source, timeout: float, say: Say) -> None:
 
 
 def _dashboards(source: Source, plan: BootstrapPlan, say: Say) -> None:
-    from inference.dashboards import DashboardParams, resume_dashboard_job, start_dashboard_job  # noqa: PLC0415
+    from inference.dashboards import DashboardParams, start_dashboard_job  # noqa: PLC0415
 
     done = Eval.objects.filter(source=source, type="core").first()
     generated = (source.num_prompts or 0) * (source.num_tokens_in_prompt or 128)
@@ -80,7 +81,7 @@ def _dashboards(source: Source, plan: BootstrapPlan, say: Say) -> None:
     job = jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
     if job is None and (failed := jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).first()):
         say(f"dashboards: resuming job #{failed.id} from its checkpoint")
-        resume_dashboard_job(failed.id)
+        resume_job(failed.id)
         job = failed
     if job is None:
         job = start_dashboard_job(source=source, params=DashboardParams(n_tokens=plan.tokens))
@@ -200,7 +201,7 @@ def bootstrap_transcoders(plan: TranscoderPlan, say: Say) -> list[Source]:
 def queue_transcoder_dashboards(sources: list[Source], plan: TranscoderPlan, say: Say) -> list[Job]:
     """A dashboard job per source without dashboards (a running one is left alone, a stopped one
     resumed); they run one after another on the model's inference worker."""
-    from inference.dashboards import resume_dashboard_job, start_dashboard_job  # noqa: PLC0415
+    from inference.dashboards import start_dashboard_job  # noqa: PLC0415
 
     params = transcoder_dashboard_params(plan)
     queued = []
@@ -212,7 +213,7 @@ def queue_transcoder_dashboards(sources: list[Source], plan: TranscoderPlan, say
         job = jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
         if job is None and (stopped := jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED],
                                                    params=params.to_dict()).first()):
-            resume_dashboard_job(stopped.id)
+            resume_job(stopped.id)
             job = stopped
         queued.append(job or start_dashboard_job(source=source, params=params))
     if queued:

@@ -13,12 +13,17 @@ of the jobs app but its models (services imports it, not the reverse).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from neuronpedia.jobs.models import Job
+from neuronpedia.lib.jobs import JobStatus
+
+log = logging.getLogger(__name__)
 
 Send = Callable[[Job], None]
 
@@ -54,7 +59,20 @@ def registered() -> dict[str, JobType]:
 
 
 def enqueue(job: Job) -> None:
-    """Send the job's message once the current transaction commits (at once outside one)."""
+    """Send the job's message once the current transaction commits (at once outside one). When the message
+    cannot be sent (the broker, Redis, is down) the job is FAILED with the reason -- nothing ran, *Resume*
+    sends it again -- and the request that started it still gets its answer instead of a server error."""
     send = job_type(job.kind).send
-    transaction.on_commit(lambda: send(job))
+    transaction.on_commit(lambda: _send_or_fail(job, send))
+
+
+def _send_or_fail(job: Job, send: Send) -> None:
+    try:
+        send(job)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis connection errors, whatever the transport raises
+        error = (f"could not send the job to its queue ({type(exc).__name__}: {exc}); nothing ran. "
+                 f"Resume it once the queue (Redis) is reachable again.")
+        log.warning("job %s (%s): %s", job.id, job.kind, error)
+        Job.objects.filter(id=job.id, status=JobStatus.QUEUED).update(
+            status=JobStatus.FAILED, finished_at=timezone.now(), error=error[:10_000])
 
